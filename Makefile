@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine: `make lab` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.installed
+
+.PHONY: lab test data bench-data realism
+
+# Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done).
+$(READY): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "The kit needs Python 3.11; set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (resnets kit)" >/dev/null
+	@command -v dot >/dev/null || echo "Note: graphviz is not installed; model diagrams fall back to a text summary (apt-get install graphviz)."
+	touch $(READY)
+
+lab: $(READY)
+	$(BIN)/jupyter lab notebooks
+
+test: $(READY)
+	$(BIN)/python -m pytest tests $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg
+
+# The kit's SIGNS files; `make data FROM=DIR` builds them from your photos DIR/<digit>/*.jpg instead.
+data: $(READY)
+ifdef FROM
+	$(BIN)/python -m tools.import_photos "$(FROM)"
+else
+	$(BIN)/python -m tools.make_signs
+endif
+	$(BIN)/python -m tools.draw_figures
+
+# Prints how long the 1200-image SIGNS set takes to generate on this machine.
+bench-data: $(READY)
+	$(BIN)/python -m tools.make_signs --out build/bench-data
+
+# Prints the accuracy on real photos of a model trained on generated data only.
+realism: $(READY)
+	$(BIN)/python -m tools.measure_realism $(if $(REAL),--real "$(REAL)")
