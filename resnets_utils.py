@@ -1,0 +1,237 @@
+"""The one module the notebooks import: the SIGNS data, preprocessing, photos and plots.
+
+Everything here is light on import (no TensorFlow, no matplotlib until a plot is drawn),
+so that `import resnets_utils` is instant in every notebook.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+KIT_DIR = Path(__file__).resolve().parent
+DATASETS_ENV = "RESNETS_DATASETS"
+IMAGE_SIZE = 64
+MAX_PHOTO_PIXELS = 120_000_000  # a 108-megapixel phone photo passes, a decompression bomb does not
+REGENERATE_HINT = "Run `make data` in the kit's folder to regenerate the kit's SIGNS files."
+
+
+class DatasetError(RuntimeError):
+    """A SIGNS data file is missing, unreadable or not in the SIGNS schema."""
+
+
+class PhotoError(ValueError):
+    """A photo cannot be turned into a model input (missing, unreadable, empty, too large)."""
+
+
+def datasets_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Return the folder holding the SIGNS files.
+
+    The argument wins, then the environment variable RESNETS_DATASETS, then the kit's own
+    `datasets/` folder, so notebooks find the data whatever the current directory is.
+    """
+    if data_dir is not None:
+        return Path(data_dir)
+    return Path(os.environ.get(DATASETS_ENV) or KIT_DIR / "datasets")
+
+
+def _read_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read `<split>_set_x`, `<split>_set_y` and `list_classes` from one SIGNS file, checked."""
+    if not path.is_file():
+        raise DatasetError(f"SIGNS file not found: {path}. {REGENERATE_HINT}")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in (f"{split}_set_x", f"{split}_set_y", "list_classes") if k not in f]
+            if missing:
+                raise DatasetError(
+                    f"{path} is not a SIGNS {split} file: it has no {', '.join(missing)} "
+                    f"(it has {', '.join(sorted(f.keys())) or 'nothing'}). {REGENERATE_HINT}"
+                )
+            x = np.array(f[f"{split}_set_x"][:])
+            y = np.array(f[f"{split}_set_y"][:])
+            classes = np.array(f["list_classes"][:])
+    except DatasetError:
+        raise
+    except Exception as error:  # h5py raises OSError, KeyError or ValueError on damaged files
+        raise DatasetError(f"{path} cannot be read as an HDF5 file ({error}). {REGENERATE_HINT}") from None
+    if x.ndim != 4 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3) or x.dtype != np.uint8:
+        raise DatasetError(
+            f"{path}: {split}_set_x must be uint8 images of shape (m, 64, 64, 3), "
+            f"found {x.dtype} {x.shape}. {REGENERATE_HINT}"
+        )
+    if y.shape != (x.shape[0],):
+        raise DatasetError(f"{path}: {split}_set_y has shape {y.shape}, expected ({x.shape[0]},) labels.")
+    if classes.ndim != 1 or not np.isin(y, classes).all():
+        raise DatasetError(f"{path}: {split}_set_y holds labels that are not in list_classes {classes}.")
+    return x, y, classes
+
+
+def load_dataset(
+    data_dir: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Load SIGNS as the original course did: X_train, Y_train, X_test, Y_test, classes.
+
+    Images are uint8 (m, 64, 64, 3); labels come as row vectors (1, m); classes is (6,).
+    Reads `train_signs.h5` and `test_signs.h5` from `datasets_dir(data_dir)`.
+    Raises DatasetError naming the file and the problem when a file is missing or wrong.
+    """
+    folder = datasets_dir(data_dir)
+    x_train, y_train, classes = _read_split(folder / "train_signs.h5", "train")
+    x_test, y_test, _ = _read_split(folder / "test_signs.h5", "test")
+    return x_train, y_train.reshape(1, -1), x_test, y_test.reshape(1, -1), classes
+
+
+def convert_to_one_hot(Y: np.ndarray, C: int) -> np.ndarray:
+    """Return the one-hot matrix of labels Y, shape (C, m), as in the original course."""
+    return np.eye(C)[np.asarray(Y).reshape(-1)].T
+
+
+def preprocess(images: np.ndarray) -> np.ndarray:
+    """Scale uint8 pixels to float32 in [0, 1].
+
+    The one preprocessing step of the kit: training, evaluation and your own photos all go
+    through it, so the model always sees inputs of the same kind.
+    """
+    return np.asarray(images, dtype=np.float32) / 255.0
+
+
+def _to_rgb8(image: Image.Image) -> Image.Image:
+    """Return an 8-bit RGB copy: alpha on white, grayscale spread to 3 channels, 16-bit scaled."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        pixels = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if pixels.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(pixels / peak * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image.convert("RGBA"))
+    return image.convert("RGB")
+
+
+def _open_upright_rgb(path: Path, size: int) -> Image.Image:
+    """Open a photo no larger than MAX_PHOTO_PIXELS as upright 8-bit RGB, decoding big JPEGs at a reduced scale."""
+    with Image.open(path) as image:
+        if image.width * image.height > MAX_PHOTO_PIXELS:
+            raise PhotoError(
+                f"{path} is {image.width}x{image.height} pixels, more than the "
+                f"{MAX_PHOTO_PIXELS // 1_000_000} megapixels a photo may have."
+            )
+        image.draft("RGB", (size * 4, size * 4))
+        return _to_rgb8(ImageOps.exif_transpose(image))
+
+
+def read_photo(path: str | os.PathLike, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Read any photo (JPEG/PNG/WebP/..., any size or mode) as a uint8 (size, size, 3) array.
+
+    The photo is turned upright from its EXIF orientation, centre-cropped to a square (so
+    a hand is not squashed) and resized with anti-aliasing.
+    Raises PhotoError naming the file when it is missing, empty, unreadable or too large.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PhotoError(f"Photo not found: {path}")
+    if path.stat().st_size == 0:
+        raise PhotoError(f"{path} is an empty file, not a photo.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below decides
+            image = _open_upright_rgb(path, size)
+    except PhotoError:
+        raise
+    except Image.DecompressionBombError:
+        raise PhotoError(f"{path} is too large to be a photo (it could exhaust memory).") from None
+    except UnidentifiedImageError:
+        raise PhotoError(f"{path} is not an image file Pillow can read (JPEG, PNG, WebP, ...).") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise PhotoError(f"{path} is damaged or truncated and cannot be decoded ({error}).") from None
+    return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Return a photo as a model-ready batch: float32 (1, 64, 64, 3), preprocessed.
+
+    Raises PhotoError naming the file when it cannot be read (see `read_photo`).
+    """
+    return preprocess(read_photo(path))[np.newaxis]
+
+
+def plot_samples(
+    images: np.ndarray, labels: np.ndarray, classes: Sequence[int], per_class: int = 8, title: str = ""
+):
+    """Draw a grid with one row per class and `per_class` images in each; return the figure."""
+    import matplotlib.pyplot as plt
+
+    labels = np.asarray(labels).reshape(-1)
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.15))
+    for row, label in enumerate(classes):
+        picks = np.flatnonzero(labels == label)[:per_class]
+        for col in range(per_class):
+            ax = axes[row, col]
+            ax.axis("off")
+            if col < len(picks):
+                ax.imshow(images[picks[col]])
+        axes[row, 0].set_title(f"{label}", loc="left", fontsize=10, x=-0.25, y=0.35)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: dict[str, list[float]]):
+    """Draw loss and accuracy per epoch (training and validation if present); return the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
+            if key in history:
+                values = history[key]
+                ax.plot(range(1, len(values) + 1), values, style, label=key.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[int]):
+    """Draw the confusion matrix of integer labels, counts in each cell; return the figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(classes)
+    counts = np.zeros((n, n), dtype=int)
+    np.add.at(counts, (np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1)), 1)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(counts, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            color = "white" if counts[i, j] > counts.max() / 2 else "black"
+            ax.text(j, i, counts[i, j], ha="center", va="center", color=color)
+    ax.set_xticks(range(n), classes)
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    fig.tight_layout()
+    return fig
+
+
+def plot_probabilities(probabilities: np.ndarray, classes: Sequence[int]):
+    """Draw the predicted probability of each digit as bars, the winner highlighted; return the figure."""
+    import matplotlib.pyplot as plt
+
+    probabilities = np.asarray(probabilities).reshape(-1)
+    colors = ["tab:orange" if i == probabilities.argmax() else "tab:blue" for i in range(len(classes))]
+    fig, ax = plt.subplots(figsize=(5, 2.8))
+    ax.bar([str(c) for c in classes], probabilities, color=colors)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("digit")
+    ax.set_ylabel("probability")
+    fig.tight_layout()
+    return fig
