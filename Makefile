@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
+# TensorFlow's C++ start-up messages are noise in notebooks and in stored outputs.
+export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: lab test data bench-data realism
 
@@ -13,7 +15,7 @@ $(READY): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (resnets kit)" >/dev/null
+	$(BIN)/python -m tools.install_kernel
 	@command -v dot >/dev/null || echo "Note: graphviz is not installed; model diagrams fall back to a text summary (apt-get install graphviz)."
 	touch $(READY)
 

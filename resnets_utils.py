@@ -235,3 +235,72 @@ def plot_probabilities(probabilities: np.ndarray, classes: Sequence[int]):
     ax.set_ylabel("probability")
     fig.tight_layout()
     return fig
+
+
+# --- Checks that the notebooks' public test cells run on a student's model ---------------
+
+
+def feeding_layers(layer) -> list[str]:
+    """Return the names of the layers whose outputs `layer` takes as inputs, in order."""
+    inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+    return [tensor._keras_history.operation.name for tensor in inputs]
+
+
+def _is_relu(layer) -> bool:
+    config = layer.get_config()
+    return type(layer).__name__ == "ReLU" or config.get("activation") == "relu" and type(layer).__name__ == "Activation"
+
+
+def check_residual_block(model, stage: int, block: str, f: int, filters: Sequence[int], s: int | None = None) -> None:
+    """Raise AssertionError naming the first way `model` departs from the residual block spec.
+
+    `model` wraps one block built on a single Input; `s` is None for an identity block and
+    the stride for a convolutional block (whose shortcut is a 1x1 conv and a BatchNorm).
+    """
+    layers = {layer.name: layer for layer in model.layers}
+    conv_base, bn_base = f"res{stage}{block}_branch", f"bn{stage}{block}_branch"
+    parts = ["2a", "2b", "2c"] + (["1"] if s is not None else [])
+    for part in parts:
+        assert conv_base + part in layers, f"there is no conv layer named '{conv_base + part}' (name it conv_name_base + '{part}')"
+        assert bn_base + part in layers, f"there is no BatchNorm named '{bn_base + part}' after conv '{part}' (name it bn_name_base + '{part}')"
+    F1, F2, F3 = filters
+    stride = s or 1
+    expected = {"2a": (F1, 1, stride, "valid"), "2b": (F2, f, 1, "same"), "2c": (F3, 1, 1, "valid"), "1": (F3, 1, stride, "valid")}
+    for part in parts:
+        conv, bn = layers[conv_base + part], layers[bn_base + part]
+        n, kernel, strides, padding = expected[part]
+        assert type(conv).__name__ == "Conv2D", f"'{conv_base + part}' must be a Conv2D layer"
+        assert conv.filters == n, f"conv '{part}' must have {n} filters (F{'1' if part == '2a' else '2' if part == '2b' else '3'}), not {conv.filters}"
+        assert tuple(conv.kernel_size) == (kernel, kernel), f"conv '{part}' must have a {kernel}x{kernel} kernel, not {conv.kernel_size}"
+        assert tuple(conv.strides) == (strides, strides), f"conv '{part}' must use strides=({strides}, {strides}), not {conv.strides}"
+        assert conv.padding == padding, f"conv '{part}' must use padding='{padding}', not '{conv.padding}'"
+        initializer = conv.get_config()["kernel_initializer"]
+        assert initializer["class_name"] == "GlorotUniform" and initializer["config"]["seed"] == 0, (
+            f"conv '{part}' must use kernel_initializer=glorot_uniform(seed=0)"
+        )
+        assert type(bn).__name__ == "BatchNormalization", f"'{bn_base + part}' must be a BatchNormalization layer"
+        assert bn.axis in (3, -1, [3], [-1]), f"BatchNorm '{part}' must normalize the channel axis (axis=3), not axis={bn.axis}"
+        assert feeding_layers(bn) == [conv.name], f"BatchNorm '{part}' must come right after conv '{part}'"
+    users = {name: [layer for layer in model.layers if name in feeding_layers(layer)] for name in layers}
+    for part, follower in (("2a", "2b"), ("2b", "2c")):
+        after_bn = users.get(bn_base + part, [])
+        assert len(after_bn) == 1 and _is_relu(after_bn[0]), f"BatchNorm '{part}' must be followed by a ReLU"
+        assert feeding_layers(layers[conv_base + follower]) == [after_bn[0].name], f"conv '{follower}' must take the ReLU after BatchNorm '{part}' as input"
+    adds = [layer for layer in model.layers if type(layer).__name__ == "Add"]
+    assert adds, "the shortcut is never added to the main path (use Add()([X, X_shortcut]))"
+    assert len(adds) == 1, "a block adds its shortcut exactly once"
+    added = set(feeding_layers(adds[0]))
+    assert bn_base + "2c" in added, "Add must take the output of BatchNorm '2c' directly: no ReLU before the Add"
+    shortcut = bn_base + "1" if s is not None else model.layers[0].name
+    if s is not None:
+        assert feeding_layers(layers[conv_base + "1"]) == [model.layers[0].name], "the shortcut conv '1' must take the block's input X_shortcut"
+    assert shortcut in added, (
+        "the shortcut must go through BatchNorm '1' before the Add" if s is not None else "the shortcut added must be the block's input X"
+    )
+    last = model.layers[-1]
+    assert _is_relu(last) and feeding_layers(last) == [adds[0].name], "the block must end with a ReLU applied after the Add"
+
+
+def layer_table(model) -> list[tuple[str, tuple, int]]:
+    """Return (layer type, output shape without the batch axis, parameter count) for each layer."""
+    return [(type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params()) for layer in model.layers]

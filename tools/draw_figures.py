@@ -9,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import pydot  # noqa: E402
+
 import resnets_utils  # noqa: E402
 
 IMAGES_DIR = resnets_utils.KIT_DIR / "images"
@@ -21,7 +23,38 @@ def draw_signs_samples() -> None:
     fig.savefig(IMAGES_DIR / "signs_samples.png", dpi=80, metadata={"Software": None})
 
 
+def block_diagram(first_conv: str, shortcut_layers: list[str]) -> pydot.Dot:
+    """A residual block drawn left to right: main path on top, shortcut below, Add and ReLU."""
+    graph = pydot.Dot(rankdir="LR", bgcolor="white", nodesep="0.35", ranksep="0.3", dpi="110")
+    graph.set_node_defaults(shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11", height="0.45")
+    graph.set_edge_defaults(arrowsize="0.6")
+    colors = {"conv": "#cfe2f3", "bn": "#fff2cc", "relu": "#d9ead3", "add": "#f4cccc"}
+    main = [("x", "X", "white"), ("a2a", first_conv, colors["conv"]), ("b2a", "BatchNorm", colors["bn"]),
+            ("r2a", "ReLU", colors["relu"]), ("a2b", "CONV2D f x f", colors["conv"]), ("b2b", "BatchNorm", colors["bn"]),
+            ("r2b", "ReLU", colors["relu"]), ("a2c", "CONV2D 1x1", colors["conv"]), ("b2c", "BatchNorm", colors["bn"]),
+            ("add", "+", colors["add"]), ("out", "ReLU", colors["relu"])]
+    for name, label, color in main:
+        graph.add_node(pydot.Node(name, label=label, fillcolor=color, shape="circle" if name == "add" else "box"))
+    for (a, *_), (b, *_) in zip(main, main[1:]):
+        graph.add_edge(pydot.Edge(a, b))
+    previous = "x"
+    for i, label in enumerate(shortcut_layers):
+        kind = "conv" if label.startswith("CONV") else "bn"
+        graph.add_node(pydot.Node(f"s{i}", label=label, fillcolor=colors[kind]))
+        graph.add_edge(pydot.Edge(previous, f"s{i}"))
+        previous = f"s{i}"
+    graph.add_edge(pydot.Edge(previous, "add", label="shortcut" if not shortcut_layers else "", fontsize="10", fontname="Helvetica"))
+    return graph
+
+
+def draw_block_diagrams() -> None:
+    """images/identity_block.png and images/convolutional_block.png."""
+    block_diagram("CONV2D 1x1", []).write_png(str(IMAGES_DIR / "identity_block.png"))
+    block_diagram("CONV2D 1x1, stride s", ["CONV2D 1x1, stride s", "BatchNorm"]).write_png(str(IMAGES_DIR / "convolutional_block.png"))
+
+
 if __name__ == "__main__":
     IMAGES_DIR.mkdir(exist_ok=True)
     draw_signs_samples()
-    print(f"Drew {IMAGES_DIR / 'signs_samples.png'}")
+    draw_block_diagrams()
+    print(f"Drew the figures in {IMAGES_DIR}")
