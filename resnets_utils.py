@@ -251,6 +251,29 @@ def _is_relu(layer) -> bool:
     return type(layer).__name__ == "ReLU" or config.get("activation") == "relu" and type(layer).__name__ == "Activation"
 
 
+def build_block(block_fn, input_shape: tuple[int, int, int], **kwargs):
+    """Wrap one call of a student's block in a Keras Model; raise AssertionError naming the mistake.
+
+    A block whose main path and shortcut disagree in shape fails inside Keras; this turns
+    that failure into the likely causes instead of a traceback from deep inside the library.
+    """
+    from tensorflow.keras import Input, Model
+
+    inputs = Input(input_shape)
+    try:
+        outputs = block_fn(inputs, **kwargs)
+    except ValueError as error:
+        if "incompatible shapes" in str(error) or "same shape" in str(error):
+            raise AssertionError(
+                f"the main path and the shortcut reach the Add with different shapes ({error}). "
+                "Check that conv '2b' must use padding='same' and that only conv '2a' and the "
+                "shortcut conv '1' use the stride s"
+            ) from None
+        raise AssertionError(f"building the block failed: {error}") from None
+    assert outputs is not None, "the block returns None: did you forget `return X`?"
+    return Model(inputs, outputs)
+
+
 def check_residual_block(model, stage: int, block: str, f: int, filters: Sequence[int], s: int | None = None) -> None:
     """Raise AssertionError naming the first way `model` departs from the residual block spec.
 
@@ -258,6 +281,9 @@ def check_residual_block(model, stage: int, block: str, f: int, filters: Sequenc
     the stride for a convolutional block (whose shortcut is a 1x1 conv and a BatchNorm).
     """
     layers = {layer.name: layer for layer in model.layers}
+    adds = [layer for layer in model.layers if type(layer).__name__ == "Add"]
+    assert adds, "the shortcut is never added to the main path (use Add()([X, X_shortcut]))"
+    assert len(adds) == 1, "a block adds its shortcut exactly once"
     conv_base, bn_base = f"res{stage}{block}_branch", f"bn{stage}{block}_branch"
     parts = ["2a", "2b", "2c"] + (["1"] if s is not None else [])
     for part in parts:
@@ -286,9 +312,6 @@ def check_residual_block(model, stage: int, block: str, f: int, filters: Sequenc
         after_bn = users.get(bn_base + part, [])
         assert len(after_bn) == 1 and _is_relu(after_bn[0]), f"BatchNorm '{part}' must be followed by a ReLU"
         assert feeding_layers(layers[conv_base + follower]) == [after_bn[0].name], f"conv '{follower}' must take the ReLU after BatchNorm '{part}' as input"
-    adds = [layer for layer in model.layers if type(layer).__name__ == "Add"]
-    assert adds, "the shortcut is never added to the main path (use Add()([X, X_shortcut]))"
-    assert len(adds) == 1, "a block adds its shortcut exactly once"
     added = set(feeding_layers(adds[0]))
     assert bn_base + "2c" in added, "Add must take the output of BatchNorm '2c' directly: no ReLU before the Add"
     shortcut = bn_base + "1" if s is not None else model.layers[0].name
@@ -301,6 +324,62 @@ def check_residual_block(model, stage: int, block: str, f: int, filters: Sequenc
     assert _is_relu(last) and feeding_layers(last) == [adds[0].name], "the block must end with a ReLU applied after the Add"
 
 
-def layer_table(model) -> list[tuple[str, tuple, int]]:
-    """Return (layer type, output shape without the batch axis, parameter count) for each layer."""
-    return [(type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params()) for layer in model.layers]
+RESNET50_STAGES = {2: ([64, 64, 256], "abc", 1), 3: ([128, 128, 512], "abcd", 2), 4: ([256, 256, 1024], "abcdef", 2), 5: ([512, 512, 2048], "abc", 2)}
+RESNET50_CONV_PARAMS = 23_587_712  # all of ResNet50 but its output layer, whatever the input size
+
+
+def check_resnet50(model, classes: int) -> None:
+    """Raise AssertionError naming the first way `model` departs from the ResNet50 of Exercise 3."""
+    layers = {layer.name: layer for layer in model.layers}
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[:2] == ["InputLayer", "ZeroPadding2D"], "the model must start with the input and ZeroPadding2D((3, 3))"
+    assert tuple(map(tuple, model.layers[1].padding)) == ((3, 3), (3, 3)), "the zero-padding must be (3, 3)"
+    assert "conv1" in layers and "bn_conv1" in layers, "stage 1 needs a conv named 'conv1' and a BatchNorm named 'bn_conv1'"
+    conv1 = layers["conv1"]
+    assert (conv1.filters, tuple(conv1.kernel_size), tuple(conv1.strides)) == (64, (7, 7), (2, 2)), "conv1 must have 64 filters of shape (7, 7) and stride (2, 2)"
+    pools = [layer for layer in model.layers if type(layer).__name__ == "MaxPooling2D"]
+    assert len(pools) == 1 and tuple(pools[0].pool_size) == (3, 3) and tuple(pools[0].strides) == (2, 2), "stage 1 ends with MaxPooling2D((3, 3), strides=(2, 2))"
+    for stage, (filters, blocks, stride) in RESNET50_STAGES.items():
+        for i, block in enumerate(blocks):
+            name = f"res{stage}{block}_branch2a"
+            assert name in layers, f"stage {stage} needs {len(blocks)} blocks ('{blocks[0]}' to '{blocks[-1]}'): there is no '{name}'"
+            expected_stride = stride if i == 0 else 1
+            assert tuple(layers[name].strides) == (expected_stride, expected_stride), f"block '{stage}{block}' must use s={expected_stride}"
+            assert layers[f"res{stage}{block}_branch2c"].filters == filters[2], f"stage {stage} must use filters={filters}"
+            assert layers[f"res{stage}{block}_branch2a"].filters == filters[0], f"stage {stage} must use filters={filters}"
+            assert tuple(layers[f"res{stage}{block}_branch2b"].kernel_size) == (3, 3), f"stage {stage} must use f=3"
+        assert f"res{stage}{blocks[0]}_branch1" in layers, f"stage {stage} must start with a convolutional block"
+        extra = f"res{stage}{chr(ord(blocks[-1]) + 1)}_branch2a"
+        assert extra not in layers, f"stage {stage} has too many blocks: it ends with block '{blocks[-1]}'"
+        assert f"res{stage}{blocks[1]}_branch1" not in layers, f"stage {stage} has only one convolutional block, block '{blocks[0]}'"
+    assert "avg_pool" in layers, "there is no AveragePooling2D layer named 'avg_pool' after stage 5"
+    pool = layers["avg_pool"]
+    assert type(pool).__name__ == "AveragePooling2D" and tuple(pool.pool_size) == (2, 2), "'avg_pool' must be AveragePooling2D((2, 2))"
+    assert feeding_layers(pool)[0].startswith("activation") or _is_relu(model.get_layer(feeding_layers(pool)[0])), "'avg_pool' must come right after stage 5"
+    head = layers.get(f"fc{classes}")
+    assert head is not None, f"the output layer must be named 'fc{classes}'"
+    assert head.units == classes and head.get_config()["activation"] == "softmax", f"the output layer must be Dense({classes}, activation='softmax')"
+    assert model.layers[-1] is head and type(model.layers[-2]).__name__ == "Flatten", "Flatten, then the Dense output layer, end the model"
+    assert model.count_params() == RESNET50_CONV_PARAMS + 2049 * classes, (
+        f"the model has {model.count_params():,} parameters, not {RESNET50_CONV_PARAMS + 2049 * classes:,}"
+    )
+
+
+def draw_model(model, path: str | os.PathLike, **options):
+    """Draw `model` with keras.utils.plot_model and return it as an image to display.
+
+    Without graphviz (the `dot` program) it prints how to install it and the model's text
+    summary instead, and returns None, so a notebook still runs to the end.
+    """
+    import shutil
+
+    if shutil.which("dot") is None:
+        print("graphviz is not installed, so here is the text summary instead of a drawing")
+        print("(install it with `apt-get install graphviz`, `brew install graphviz` or `conda install graphviz`):")
+        model.summary()
+        return None
+    from IPython.display import Image as DisplayImage
+    from tensorflow.keras.utils import plot_model
+
+    plot_model(model, to_file=str(path), **options)
+    return DisplayImage(filename=str(path))

@@ -53,8 +53,31 @@ def draw_block_diagrams() -> None:
     block_diagram("CONV2D 1x1, stride s", ["CONV2D 1x1, stride s", "BatchNorm"]).write_png(str(IMAGES_DIR / "convolutional_block.png"))
 
 
+def draw_resnet50_stages() -> None:
+    """images/resnet50_stages.png: the stages of ResNet50 with the shape after each one."""
+    graph = pydot.Dot(rankdir="LR", bgcolor="white", nodesep="0.2", ranksep="0.25", dpi="110")
+    graph.set_node_defaults(shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11")
+    graph.set_edge_defaults(arrowsize="0.6", fontname="Helvetica", fontsize="9")
+    stages = [
+        ("input", "Input\n64x64x3", "white", ""),
+        ("s1", "Stage 1\nZeroPad, CONV 7x7 /2\nBatchNorm, ReLU\nMaxPool 3x3 /2", "#cfe2f3", "15x15x64"),
+        ("s2", "Stage 2\nCONV BLOCK (s=1)\nID BLOCK x2", "#fff2cc", "15x15x256"),
+        ("s3", "Stage 3\nCONV BLOCK\nID BLOCK x3", "#fff2cc", "8x8x512"),
+        ("s4", "Stage 4\nCONV BLOCK\nID BLOCK x5", "#fff2cc", "4x4x1024"),
+        ("s5", "Stage 5\nCONV BLOCK\nID BLOCK x2", "#fff2cc", "2x2x2048"),
+        ("head", "AvgPool 2x2\nFlatten\nDense softmax", "#d9ead3", ""),
+        ("out", "6 classes", "white", ""),
+    ]
+    for name, label, color, _ in stages:
+        graph.add_node(pydot.Node(name, label=label, fillcolor=color))
+    for (a, _, _, shape), (b, *_) in zip(stages, stages[1:]):
+        graph.add_edge(pydot.Edge(a, b, label=shape))
+    graph.write_png(str(IMAGES_DIR / "resnet50_stages.png"))
+
+
 if __name__ == "__main__":
     IMAGES_DIR.mkdir(exist_ok=True)
     draw_signs_samples()
     draw_block_diagrams()
+    draw_resnet50_stages()
     print(f"Drew the figures in {IMAGES_DIR}")

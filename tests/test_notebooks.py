@@ -1,0 +1,93 @@
+"""The source notebooks keep their promises: expected outputs match the code, graded cells
+carry nbgrader metadata, and the public tests name the mistakes students make."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tools.sync_expected import EXPECTED_HEADING, out_values, printed_text
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def cells_of(path):
+    return nbformat.read(path, as_version=4).cells
+
+
+def nbgrader(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_expected_output_equals_what_the_cell_above_printed(path):
+    previous_code = None
+    for cell in cells_of(path):
+        if cell.cell_type == "markdown" and cell.source.startswith(EXPECTED_HEADING):
+            assert previous_code is not None
+            assert cell.source == f"{EXPECTED_HEADING}\n\n```\n{printed_text(previous_code).rstrip()}\n```", (
+                "an Expected output block drifted from the code: run `python -m tools.sync_expected`"
+            )
+        elif cell.cell_type == "code":
+            previous_code = cell
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_hidden_tests_assert_the_printed_out_values(path):
+    last_outs = None
+    for cell in cells_of(path):
+        if cell.cell_type != "code":
+            continue
+        if "### BEGIN HIDDEN TESTS" in cell.source:
+            line = re.search(r"^EXPECTED_OUTS = (\[.*\])", cell.source, flags=re.M)
+            assert line and eval(line.group(1)) == last_outs, "a hidden test's EXPECTED_OUTS is not what the code printed"
+        last_outs = out_values(printed_text(cell)) or last_outs
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_code_cell_has_stored_outputs_from_one_run(path):
+    counts = [c.execution_count for c in cells_of(path) if c.cell_type == "code" and c.source.strip()]
+    assert all(counts), "execute the notebook and save it: nbval compares stored outputs"
+    assert counts == list(range(1, len(counts) + 1)), "outputs must come from one top-to-bottom run"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_goals_sections_and_what_to_remember(path):
+    cells = cells_of(path)
+    text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    assert cells[0].source.startswith(f"# {int(path.name[:2])}. "), "the title is '# N. ...'"
+    assert "**After this notebook you can:**" in cells[0].source
+    assert re.search(r"^## 1\. ", text, flags=re.M), "sections are numbered"
+    assert cells[-1].source.startswith("## What you should remember")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_graded_cells_carry_nbgrader_metadata(path):
+    for cell in cells_of(path):
+        meta = nbgrader(cell)
+        has_solution = "### BEGIN SOLUTION" in cell.source
+        has_hidden = "### BEGIN HIDDEN TESTS" in cell.source
+        if has_solution:
+            assert meta.get("solution") and meta.get("grade_id"), "a solution cell needs nbgrader solution metadata"
+            assert cell.source.count("### BEGIN SOLUTION") == cell.source.count("### END SOLUTION")
+            assert "### START CODE HERE ###" in cell.source and "≈" in cell.source, "solutions sit in hinted scaffolding"
+        if has_hidden:
+            assert meta.get("grade") and meta.get("locked") and meta.get("points", 0) > 0
+        if meta.get("grade"):
+            assert meta.get("locked"), "test cells are locked"
+    ids = [nbgrader(c)["grade_id"] for c in cells_of(path) if nbgrader(c)]
+    assert len(ids) == len(set(ids)), "grade_ids are unique"
+
+
+def test_exercises_are_numbered_across_the_kit():
+    numbers = [
+        int(n)
+        for path in NOTEBOOKS
+        for cell in cells_of(path)
+        if cell.cell_type == "markdown"
+        for n in re.findall(r"^### Exercise (\d+)", cell.source, flags=re.M)
+    ]
+    assert numbers == list(range(1, len(numbers) + 1))

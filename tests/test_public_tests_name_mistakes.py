@@ -1,0 +1,96 @@
+"""A wrong residual block fails the public tests with a message that names the mistake.
+
+Each wrong block is the notebook's own solution with one small edit, so the catalogue
+follows the reference code wherever it changes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_residual_blocks.ipynb"
+SETUP = """
+import numpy as np
+from tensorflow.keras.initializers import glorot_uniform
+from tensorflow.keras.layers import Activation, Add, BatchNormalization, Conv2D
+"""
+
+
+def solution_source(grade_id: str) -> str:
+    for cell in nbformat.read(NOTEBOOK, as_version=4).cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return cell.source
+    raise LookupError(grade_id)
+
+
+def build(grade_id: str, old: str, new: str, s: int | None):
+    """Exec the edited solution, wrap it in a Model on a (4, 4, 6) input and run the public check."""
+    import resnets_utils
+
+    source = solution_source(grade_id)
+    assert old in source, f"the mutation no longer applies to the solution: {old!r}"
+    namespace: dict = {}
+    exec(SETUP + source.replace(old, new, 1), namespace)
+    block = namespace[grade_id]
+    kwargs = {"s": s} if s else {}
+    model = resnets_utils.build_block(block, (4, 4, 6), f=2, filters=[2, 4, 6], stage=1, block="a", training=False, **kwargs)
+    resnets_utils.check_residual_block(model, stage=1, block="a", f=2, filters=[2, 4, 6], **kwargs)
+
+
+BOTH = [("identity_block", None), ("convolutional_block", 2)]
+MAIN_PATH_MISTAKES = {
+    "shortcut never added": ("X = Add()([X, X_shortcut])", "X = X", "the shortcut is never added"),
+    "ReLU before the Add": (
+        "name=bn_name_base + '2c')(X, training=training)",
+        "name=bn_name_base + '2c')(X, training=training)\n    X = Activation('relu')(X)",
+        "no ReLU before the Add",
+    ),
+    "padding 'valid' in 2b": ("padding='same', name=conv_name_base + '2b'", "padding='valid', name=conv_name_base + '2b'", "conv '2b' must use padding='same'"),
+    "BatchNorm on the wrong axis": ("axis=3, name=bn_name_base + '2a'", "axis=1, name=bn_name_base + '2a'", "BatchNorm '2a' must normalize the channel axis"),
+    "missing BatchNorm 2b": ("    X = BatchNormalization(axis=3, name=bn_name_base + '2b')(X, training=training)\n", "", "no BatchNorm named 'bn1a_branch2b'"),
+    "F1 and F2 swapped": ("filters=F1,", "filters=F2,", "conv '2a' must have 2 filters"),
+    "1x1 middle conv": ("kernel_size=(f, f)", "kernel_size=(1, 1)", "conv '2b' must have a 2x2 kernel"),
+    "no final ReLU": ("X = Add()([X, X_shortcut])\n    X = Activation('relu')(X)", "X = Add()([X, X_shortcut])", "end with a ReLU applied after the Add"),
+    "unseeded initializer": ("name=conv_name_base + '2c', kernel_initializer=glorot_uniform(seed=0)", "name=conv_name_base + '2c'", "conv '2c' must use kernel_initializer=glorot_uniform(seed=0)"),
+}
+SHORTCUT_MISTAKES = {
+    "shortcut without BatchNorm": (
+        "    X_shortcut = BatchNormalization(axis=3, name=bn_name_base + '1')(X_shortcut, training=training)\n",
+        "",
+        "no BatchNorm named 'bn1a_branch1'",
+    ),
+    "stride on the middle conv": (
+        "strides=(s, s), padding='valid', name=conv_name_base + '2a'",
+        "strides=(1, 1), padding='valid', name=conv_name_base + '2a'",
+        "only conv '2a' and the shortcut conv '1' use the stride s",
+    ),
+    "shortcut conv without stride": (
+        "strides=(s, s), padding='valid', name=conv_name_base + '1'",
+        "strides=(1, 1), padding='valid', name=conv_name_base + '1'",
+        "only conv '2a' and the shortcut conv '1' use the stride s",
+    ),
+}
+
+
+@pytest.mark.parametrize("grade_id, s", BOTH)
+def test_the_reference_blocks_pass_the_public_check(grade_id, s):
+    build(grade_id, "X_shortcut = X", "X_shortcut = X", s)
+
+
+@pytest.mark.parametrize("grade_id, s", BOTH)
+@pytest.mark.parametrize("mistake", MAIN_PATH_MISTAKES)
+def test_public_check_names_each_main_path_mistake(grade_id, s, mistake):
+    old, new, message = MAIN_PATH_MISTAKES[mistake]
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        build(grade_id, old, new, s)
+
+
+@pytest.mark.parametrize("mistake", SHORTCUT_MISTAKES)
+def test_public_check_names_each_shortcut_mistake(mistake):
+    old, new, message = SHORTCUT_MISTAKES[mistake]
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        build("convolutional_block", old, new, 2)
