@@ -222,6 +222,26 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: Seque
     return fig
 
 
+def plot_misclassified(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, max_images: int = 12):
+    """Draw the images whose prediction is wrong, titled with the true and predicted digit; return the figure."""
+    import matplotlib.pyplot as plt
+
+    y_true, y_pred = np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1)
+    wrong = np.flatnonzero(y_true != y_pred)[:max_images]
+    columns = 6
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.8), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), wrong):
+        ax.imshow(images[i])
+        ax.set_title(f"true {y_true[i]}, said {y_pred[i]}", fontsize=9)
+    if not len(wrong):
+        axes[0, 0].text(0, 0.5, "No mistakes on these images.", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def plot_probabilities(probabilities: np.ndarray, classes: Sequence[int]):
     """Draw the predicted probability of each digit as bars, the winner highlighted; return the figure."""
     import matplotlib.pyplot as plt
