@@ -271,6 +271,18 @@ def _is_relu(layer) -> bool:
     return type(layer).__name__ == "ReLU" or config.get("activation") == "relu" and type(layer).__name__ == "Activation"
 
 
+def _build_explaining_shape_errors(build, hint: str):
+    """Call `build()`; turn Keras' shape errors into an AssertionError that says what to check."""
+    try:
+        built = build()
+    except ValueError as error:
+        if "incompatible shapes" in str(error) or "same shape" in str(error):
+            raise AssertionError(f"{hint} (Keras says: {error})") from None
+        raise AssertionError(f"building the model failed: {error}") from None
+    assert built is not None, "your function returns None: did you forget the `return`?"
+    return built
+
+
 def build_block(block_fn, input_shape: tuple[int, int, int], **kwargs):
     """Wrap one call of a student's block in a Keras Model; raise AssertionError naming the mistake.
 
@@ -280,18 +292,18 @@ def build_block(block_fn, input_shape: tuple[int, int, int], **kwargs):
     from tensorflow.keras import Input, Model
 
     inputs = Input(input_shape)
-    try:
-        outputs = block_fn(inputs, **kwargs)
-    except ValueError as error:
-        if "incompatible shapes" in str(error) or "same shape" in str(error):
-            raise AssertionError(
-                f"the main path and the shortcut reach the Add with different shapes ({error}). "
-                "Check that conv '2b' must use padding='same' and that only conv '2a' and the "
-                "shortcut conv '1' use the stride s"
-            ) from None
-        raise AssertionError(f"building the block failed: {error}") from None
-    assert outputs is not None, "the block returns None: did you forget `return X`?"
-    return Model(inputs, outputs)
+    hint = (
+        "the main path and the shortcut reach the Add with different shapes: conv '2b' must use "
+        "padding='same', and only conv '2a' and the shortcut conv '1' use the stride s"
+    )
+    return Model(inputs, _build_explaining_shape_errors(lambda: block_fn(inputs, **kwargs), hint))
+
+
+def build_resnet50(resnet_fn, **kwargs):
+    """Call a student's ResNet50(**kwargs); raise AssertionError naming the mistake if Keras cannot build it."""
+    stages = ", ".join(f"stage {n} must use filters={filters}" for n, (filters, _, _) in RESNET50_STAGES.items())
+    hint = f"a block's shortcut and main path disagree in shape. Check each stage's filters and strides: {stages}"
+    return _build_explaining_shape_errors(lambda: resnet_fn(**kwargs), hint)
 
 
 def check_residual_block(model, stage: int, block: str, f: int, filters: Sequence[int], s: int | None = None) -> None:
@@ -358,7 +370,7 @@ def check_resnet50(model, classes: int) -> None:
     conv1 = layers["conv1"]
     assert (conv1.filters, tuple(conv1.kernel_size), tuple(conv1.strides)) == (64, (7, 7), (2, 2)), "conv1 must have 64 filters of shape (7, 7) and stride (2, 2)"
     pools = [layer for layer in model.layers if type(layer).__name__ == "MaxPooling2D"]
-    assert len(pools) == 1 and tuple(pools[0].pool_size) == (3, 3) and tuple(pools[0].strides) == (2, 2), "stage 1 ends with MaxPooling2D((3, 3), strides=(2, 2))"
+    assert pools and tuple(pools[0].pool_size) == (3, 3) and tuple(pools[0].strides) == (2, 2), "stage 1 ends with MaxPooling2D((3, 3), strides=(2, 2))"
     for stage, (filters, blocks, stride) in RESNET50_STAGES.items():
         for i, block in enumerate(blocks):
             name = f"res{stage}{block}_branch2a"

@@ -1,4 +1,4 @@
-"""A wrong residual block fails the public tests with a message that names the mistake.
+"""A wrong residual block or ResNet50 fails the public tests with a message that names the mistake.
 
 Each wrong block is the notebook's own solution with one small edit, so the catalogue
 follows the reference code wherever it changes.
@@ -12,16 +12,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_residual_blocks.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+BLOCKS, RESNET = NOTEBOOKS / "02_residual_blocks.ipynb", NOTEBOOKS / "03_resnet50.ipynb"
 SETUP = """
 import numpy as np
 from tensorflow.keras.initializers import glorot_uniform
-from tensorflow.keras.layers import Activation, Add, BatchNormalization, Conv2D
+from tensorflow.keras import Input, Model
+from tensorflow.keras.layers import (Activation, Add, AveragePooling2D, BatchNormalization, Conv2D, Dense,
+                                     Flatten, MaxPooling2D, ZeroPadding2D)
 """
 
 
-def solution_source(grade_id: str) -> str:
-    for cell in nbformat.read(NOTEBOOK, as_version=4).cells:
+def solution_source(grade_id: str, notebook: Path = BLOCKS) -> str:
+    for cell in nbformat.read(notebook, as_version=4).cells:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
             return cell.source
     raise LookupError(grade_id)
@@ -94,3 +97,30 @@ def test_public_check_names_each_shortcut_mistake(mistake):
     old, new, message = SHORTCUT_MISTAKES[mistake]
     with pytest.raises(AssertionError, match=re.escape(message)):
         build("convolutional_block", old, new, 2)
+
+
+RESNET_MISTAKES = {
+    "stage 5 with the wrong filters": ("filters=[512, 512, 2048], stage=5, block='a'", "filters=[512, 512, 1024], stage=5, block='a'", "stage 5 must use filters=[512, 512, 2048]"),
+    "no average pool": ("    X = AveragePooling2D((2, 2), name='avg_pool')(X)\n", "", "there is no AveragePooling2D layer named 'avg_pool'"),
+    "max pool instead of average pool": ("X = AveragePooling2D((2, 2), name='avg_pool')(X)", "X = MaxPooling2D((2, 2), name='avg_pool')(X)", "'avg_pool' must be AveragePooling2D((2, 2))"),
+    "a missing identity block": ("    X = identity_block(X, 3, [256, 256, 1024], stage=4, block='f', training=training)\n", "", "stage 4 needs 6 blocks"),
+    "stride 1 in stage 3": ("filters=[128, 128, 512], stage=3, block='a', s=2", "filters=[128, 128, 512], stage=3, block='a', s=1", "block '3a' must use s=2"),
+}
+
+
+@pytest.mark.parametrize("mistake", [None, *RESNET_MISTAKES])
+def test_resnet50_public_check_names_each_mistake(mistake):
+    import resnets_utils
+
+    namespace: dict = {}
+    exec(SETUP + solution_source("identity_block") + "\n" + solution_source("convolutional_block"), namespace)
+    source = solution_source("resnet50", RESNET)
+    if mistake is None:
+        exec(source, namespace)
+        resnets_utils.check_resnet50(resnets_utils.build_resnet50(namespace["ResNet50"]), classes=6)
+        return
+    old, new, message = RESNET_MISTAKES[mistake]
+    assert old in source, f"the mutation no longer applies to the solution: {old!r}"
+    exec(source.replace(old, new, 1), namespace)
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        resnets_utils.check_resnet50(resnets_utils.build_resnet50(namespace["ResNet50"]), classes=6)
