@@ -6,7 +6,7 @@ READY := $(VENV)/.installed
 # TensorFlow's C++ start-up messages are noise in notebooks and in stored outputs.
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: lab test data bench-data realism
+.PHONY: lab test data bench-data realism pretrained
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done).
 $(READY): requirements.txt requirements-dev.txt pyproject.toml
@@ -41,3 +41,7 @@ bench-data: $(READY)
 # Prints the accuracy on real photos of a model trained on generated data only.
 realism: $(READY)
 	$(BIN)/python -m tools.measure_realism $(if $(REAL),--real "$(REAL)")
+
+# Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: real photos; EPOCHS=N).
+pretrained: $(READY)
+	$(BIN)/python -m tools.train_pretrained $(if $(REAL),--real "$(REAL)") $(if $(EPOCHS),--epochs $(EPOCHS))

@@ -415,3 +415,35 @@ def draw_model(model, path: str | os.PathLike, **options):
 
     plot_model(model, to_file=str(path), **options)
     return DisplayImage(filename=str(path))
+
+
+# --- The kit's pretrained model -----------------------------------------------------------
+
+PRETRAINED = KIT_DIR / "models" / "resnet50_signs"
+
+
+class ModelFileError(RuntimeError):
+    """The pretrained model's files are missing or damaged."""
+
+
+def load_pretrained(path: str | os.PathLike = PRETRAINED):
+    """Return the kit's pretrained ResNet50 as a float32 Keras model that takes `preprocess`ed images.
+
+    `path` names two files: `<path>.json` (the architecture) and `<path>.npz` (the weights,
+    stored as float16 to keep the file under 50 MB). Raises ModelFileError naming the file
+    when either is missing or unreadable.
+    """
+    import tensorflow as tf
+
+    path = Path(path)
+    architecture, weights = path.with_suffix(".json"), path.with_suffix(".npz")
+    for file in (architecture, weights):
+        if not file.is_file():
+            raise ModelFileError(f"Pretrained model file not found: {file}. Run `make pretrained` to train it.")
+    try:
+        model = tf.keras.models.model_from_json(architecture.read_text())
+        with np.load(weights) as stored:
+            model.set_weights([stored[f"w{i}"].astype(np.float32) for i in range(len(stored.files))])
+    except Exception as error:  # Keras and numpy raise many kinds on damaged files
+        raise ModelFileError(f"{path}.json/.npz cannot be loaded as the kit's model ({error}).") from None
+    return model

@@ -7,27 +7,12 @@ follows the reference code wherever it changes.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import nbformat
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-BLOCKS, RESNET = NOTEBOOKS / "02_residual_blocks.ipynb", NOTEBOOKS / "03_resnet50.ipynb"
-SETUP = """
-import numpy as np
-from tensorflow.keras.initializers import glorot_uniform
-from tensorflow.keras import Input, Model
-from tensorflow.keras.layers import (Activation, Add, AveragePooling2D, BatchNormalization, Conv2D, Dense,
-                                     Flatten, MaxPooling2D, ZeroPadding2D)
-"""
+from tools.notebook_source import KERAS_IMPORTS, RESNET_NOTEBOOK, solution_source
 
-
-def solution_source(grade_id: str, notebook: Path = BLOCKS) -> str:
-    for cell in nbformat.read(notebook, as_version=4).cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            return cell.source
-    raise LookupError(grade_id)
+SETUP = KERAS_IMPORTS + "import numpy as np\n"
 
 
 def build(grade_id: str, old: str, new: str, s: int | None):
@@ -114,7 +99,7 @@ def test_resnet50_public_check_names_each_mistake(mistake):
 
     namespace: dict = {}
     exec(SETUP + solution_source("identity_block") + "\n" + solution_source("convolutional_block"), namespace)
-    source = solution_source("resnet50", RESNET)
+    source = solution_source("resnet50", RESNET_NOTEBOOK)
     if mistake is None:
         exec(source, namespace)
         resnets_utils.check_resnet50(resnets_utils.build_resnet50(namespace["ResNet50"]), classes=6)

@@ -1,0 +1,62 @@
+"""The pretrained model's recipe trains the notebooks' own ResNet50 on a sound input pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+import resnets_utils
+from tools import train_pretrained
+from tools.notebook_source import reference_resnet50
+
+
+def test_recipe_builds_resnet50_from_the_source_notebooks():
+    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+    resnets_utils.check_resnet50(model, classes=6)
+
+
+def test_training_pipeline_yields_preprocessed_augmented_batches_with_one_hot_labels():
+    images = np.random.default_rng(0).integers(0, 256, (10, 64, 64, 3), dtype=np.uint8)
+    batches = list(train_pretrained.training_pipeline(images, np.arange(10) % 6, batch_size=4))
+    assert [int(x.shape[0]) for x, _ in batches] == [4, 4, 2]
+    x, y = batches[0]
+    assert x.shape[1:] == (64, 64, 3) and 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
+    assert y.shape == (4, 6) and np.allclose(np.sum(y, axis=1), 1.0)
+
+
+def test_real_photos_are_split_into_disjoint_training_and_held_out_parts(tmp_path):
+    rng = np.random.default_rng(1)
+    for label in range(6):
+        (tmp_path / str(label)).mkdir()
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(tmp_path / str(label) / f"{i}.png")
+    x_train, y_train, x_held, y_held = train_pretrained.load_real_photos(tmp_path)
+    assert np.bincount(y_held).tolist() == [1] * 6 and np.bincount(y_train).tolist() == [4] * 6
+    trained = {x.tobytes() for x in x_train}
+    assert not any(x.tobytes() in trained for x in x_held), "a held-out photo is also in the training part"
+
+
+def test_load_pretrained_names_the_missing_file(tmp_path):
+    import pytest
+
+    with pytest.raises(resnets_utils.ModelFileError, match=r"not found: .*nothing\.json.*make pretrained"):
+        resnets_utils.load_pretrained(tmp_path / "nothing")
+
+
+def test_load_pretrained_names_a_damaged_file(tmp_path):
+    import pytest
+
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "broken.npz").write_bytes(b"nope")
+    with pytest.raises(resnets_utils.ModelFileError, match=r"broken\.json/\.npz cannot be loaded"):
+        resnets_utils.load_pretrained(tmp_path / "broken")
+
+
+def test_exported_model_loads_as_float32_and_predicts_like_the_trained_one(tmp_path):
+    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+    train_pretrained.export(model, tmp_path / "m")
+    loaded = resnets_utils.load_pretrained(tmp_path / "m")
+    assert all(w.dtype == np.float32 for w in loaded.get_weights())
+    assert (tmp_path / "m.npz").stat().st_size < 50_000_000
+    x = np.random.default_rng(2).uniform(size=(3, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=2e-2)

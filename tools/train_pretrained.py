@@ -1,0 +1,138 @@
+"""Train the kit's pretrained ResNet50: `python -m tools.train_pretrained [--real DIR] [--epochs N]`.
+
+The architecture is the notebooks' reference ResNet50 (read from the source notebooks, not
+copied). It trains on the kit's generated SIGNS training set plus, when given, real hand
+photos DIR/<digit>/*.jpg, of which a seeded fifth per digit is held out and never trained
+on. Input pipeline: tf.data with augmentation suited to hand photos (mirror, small
+rotations, zoom, shifts, brightness and contrast); cosine learning-rate decay; mixed
+bfloat16 where the CPU has bf16 instructions; a checkpoint every epoch, and an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import resnets_utils
+from tools.import_photos import find_photos, split_stratified
+from tools.measure_realism import DEFAULT_REAL
+from tools.notebook_source import reference_resnet50
+
+SEED = 2015
+HOLDOUT_FRACTION = 0.2
+HOLDOUT_SEED = 2016
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where mixed precision pays."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def load_real_photos(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (train images, train labels, held-out images, held-out labels) from real photos."""
+    photos, _ = find_photos(folder)
+    images = np.stack([resnets_utils.read_photo(path) for path, _ in photos])
+    labels = np.array([label for _, label in photos], dtype=np.int64)
+    held_out = split_stratified(labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
+    return images[~held_out], labels[~held_out], images[held_out], labels[held_out]
+
+
+def training_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int):
+    """A shuffled, augmented, batched tf.data pipeline of preprocessed images and one-hot labels."""
+    import tensorflow as tf
+
+    augment = tf.keras.Sequential(
+        [
+            tf.keras.layers.RandomFlip("horizontal", seed=SEED),  # left and right hands sign alike
+            tf.keras.layers.RandomRotation(0.06, fill_mode="nearest", seed=SEED),
+            tf.keras.layers.RandomZoom(0.15, fill_mode="nearest", seed=SEED),
+            tf.keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=SEED),
+        ]
+    )
+
+    def prepare(x, y):
+        x = tf.cast(x, tf.float32) / 255.0  # the same scaling as resnets_utils.preprocess
+        x = augment(x, training=True)
+        x = tf.image.random_brightness(x, 0.08, seed=SEED)
+        x = tf.image.random_contrast(x, 0.8, 1.2, seed=SEED)
+        return tf.clip_by_value(x, 0.0, 1.0), tf.one_hot(y, 6)
+
+    return (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .shuffle(len(images), seed=SEED, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="real photos DIR/<digit>/*.jpg ('' for none)")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--work", type=Path, default=resnets_utils.KIT_DIR / "build" / "pretrained")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(SEED)
+    x_train, y_train, x_test, y_test, _ = resnets_utils.load_dataset()
+    x_train, y_train, y_test = x_train, y_train.ravel(), y_test.ravel()
+    evaluation = {"kit SIGNS test set": (x_test, y_test)}
+    if str(args.real) and args.real.is_dir():
+        real_x, real_y, held_x, held_y = load_real_photos(args.real)
+        x_train, y_train = np.concatenate([x_train, real_x]), np.concatenate([y_train, real_y])
+        evaluation["held-out real photos"] = (held_x, held_y)
+        print(f"Training on {len(x_train)} images ({len(real_x)} real); holding out {len(held_x)} real photos.")
+
+    if cpu_has_bf16():
+        tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+    steps = -(-len(x_train) // args.batch_size) * args.epochs
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(tf.keras.optimizers.schedules.CosineDecay(1e-3, steps)),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    args.work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    model.fit(
+        training_pipeline(x_train, y_train, args.batch_size),
+        epochs=args.epochs,
+        callbacks=[
+            tf.keras.callbacks.BackupAndRestore(str(args.work / "resume")),
+            tf.keras.callbacks.ModelCheckpoint(str(args.work / "last.weights.h5"), save_weights_only=True),
+        ],
+    )
+    print(f"Trained in {(time.perf_counter() - start) / 60:.1f} min.")
+    export(model, args.work / "resnet50_signs")
+    shipped = resnets_utils.load_pretrained(args.work / "resnet50_signs")  # judge the file, not the run
+    for name, (x, y) in evaluation.items():
+        predicted = shipped.predict(resnets_utils.preprocess(x), verbose=0).argmax(axis=1)
+        print(f"accuracy on the {name}: {np.mean(predicted == y):.1%} of {len(y)}")
+    print(f"Wrote {args.work / 'resnet50_signs'}.json/.npz; copy both into models/ when the figures improve.")
+
+
+def export(model, path: Path) -> None:
+    """Write the architecture as float32 Keras JSON and the weights as float16 (`load_pretrained` reads both)."""
+    import tensorflow as tf
+
+    tf.keras.mixed_precision.set_global_policy("float32")
+    float32_model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+    path.with_suffix(".json").write_text(float32_model.to_json())
+    np.savez(path.with_suffix(".npz"), **{f"w{i}": w.astype(np.float16) for i, w in enumerate(model.get_weights())})
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()
