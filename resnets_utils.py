@@ -267,8 +267,9 @@ def feeding_layers(layer) -> list[str]:
 
 
 def _is_relu(layer) -> bool:
-    config = layer.get_config()
-    return type(layer).__name__ == "ReLU" or config.get("activation") == "relu" and type(layer).__name__ == "Activation"
+    """True for a ReLU layer or an Activation('relu')."""
+    kind = type(layer).__name__
+    return kind == "ReLU" or (kind == "Activation" and layer.get_config().get("activation") == "relu")
 
 
 def _build_explaining_shape_errors(build, hint: str):
@@ -387,7 +388,7 @@ def check_resnet50(model, classes: int) -> None:
     assert "avg_pool" in layers, "there is no AveragePooling2D layer named 'avg_pool' after stage 5"
     pool = layers["avg_pool"]
     assert type(pool).__name__ == "AveragePooling2D" and tuple(pool.pool_size) == (2, 2), "'avg_pool' must be AveragePooling2D((2, 2))"
-    assert feeding_layers(pool)[0].startswith("activation") or _is_relu(model.get_layer(feeding_layers(pool)[0])), "'avg_pool' must come right after stage 5"
+    assert _is_relu(model.get_layer(feeding_layers(pool)[0])), "'avg_pool' must come right after stage 5"
     head = layers.get(f"fc{classes}")
     assert head is not None, f"the output layer must be named 'fc{classes}'"
     assert head.units == classes and head.get_config()["activation"] == "softmax", f"the output layer must be Dense({classes}, activation='softmax')"

@@ -87,7 +87,7 @@ def main() -> None:
 
     tf.keras.utils.set_random_seed(SEED)
     x_train, y_train, x_test, y_test, _ = resnets_utils.load_dataset()
-    x_train, y_train, y_test = x_train, y_train.ravel(), y_test.ravel()
+    y_train, y_test = y_train.ravel(), y_test.ravel()
     evaluation = {"kit SIGNS test set": (x_test, y_test)}
     if str(args.real) and args.real.is_dir():
         real_x, real_y, held_x, held_y = load_real_photos(args.real)
