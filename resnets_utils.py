@@ -428,7 +428,7 @@ class ModelFileError(RuntimeError):
 
 
 def load_pretrained(path: str | os.PathLike = PRETRAINED):
-    """Return the kit's pretrained ResNet50 as a float32 Keras model that takes `preprocess`ed images.
+    """Return the kit's pretrained ResNet50: a float32 Keras model, compiled, that takes `preprocess`ed images.
 
     `path` names two files: `<path>.json` (the architecture) and `<path>.npz` (the weights,
     stored as float16 to keep the file under 50 MB). Raises ModelFileError naming the file
@@ -447,4 +447,5 @@ def load_pretrained(path: str | os.PathLike = PRETRAINED):
             model.set_weights([stored[f"w{i}"].astype(np.float32) for i in range(len(stored.files))])
     except Exception as error:  # Keras and numpy raise many kinds on damaged files
         raise ModelFileError(f"{path}.json/.npz cannot be loaded as the kit's model ({error}).") from None
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     return model
