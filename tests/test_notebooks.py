@@ -91,3 +91,20 @@ def test_exercises_are_numbered_across_the_kit():
         for n in re.findall(r"^### Exercise (\d+)", cell.source, flags=re.M)
     ]
     assert numbers == list(range(1, len(numbers) + 1))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_on_the_kits_kernel(path):
+    assert nbformat.read(path, as_version=4).metadata["kernelspec"]["name"] == "resnets-kit"
+
+
+def test_kits_kernel_keeps_library_log_lines_out_of_the_cells(tmp_path, monkeypatch):
+    import json
+    import sys
+
+    from tools import install_kernel
+
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    install_kernel.main()
+    spec = json.loads((tmp_path / "share" / "jupyter" / "kernels" / "resnets-kit" / "kernel.json").read_text())
+    assert "--IPKernelApp.capture_fd_output=False" in spec["argv"]
