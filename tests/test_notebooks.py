@@ -108,3 +108,10 @@ def test_kits_kernel_keeps_library_log_lines_out_of_the_cells(tmp_path, monkeypa
     install_kernel.main()
     spec = json.loads((tmp_path / "share" / "jupyter" / "kernels" / "resnets-kit" / "kernel.json").read_text())
     assert "--IPKernelApp.capture_fd_output=False" in spec["argv"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_a_notebook_shows_is_in_the_kit(path):
+    for cell in cells_of(path):
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", cell.source if cell.cell_type == "markdown" else ""):
+            assert (path.parent / target).resolve().is_file(), f"{path.name} shows {target}, which is missing"

@@ -53,6 +53,26 @@ def draw_block_diagrams() -> None:
     block_diagram("CONV2D 1x1, stride s", ["CONV2D 1x1, stride s", "BatchNorm"]).write_png(str(IMAGES_DIR / "convolutional_block.png"))
 
 
+def draw_plain_vs_residual() -> None:
+    """images/plain_vs_residual.png: two layers of a plain network above the same two with a shortcut."""
+    graph = pydot.Dot(rankdir="LR", bgcolor="white", nodesep="0.3", ranksep="0.35", dpi="110")
+    graph.set_node_defaults(shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11", height="0.45")
+    graph.set_edge_defaults(arrowsize="0.6", fontname="Helvetica", fontsize="10")
+    for prefix, title, residual in (("p", "plain", False), ("r", "residual", True)):
+        cluster = pydot.Cluster(prefix, label=title, fontname="Helvetica", fontsize="12", color="white")
+        path = [("x", "a[l]", "white"), ("l1", "linear, ReLU", "#cfe2f3"), ("l2", "linear", "#cfe2f3")]
+        path += [("add", "+", "#f4cccc")] if residual else []
+        path += [("g", "ReLU", "#d9ead3"), ("y", "a[l+2]", "white")]
+        for name, label, color in path:
+            cluster.add_node(pydot.Node(prefix + name, label=label, fillcolor=color, shape="circle" if name == "add" else "box"))
+        for (a, *_), (b, *_) in zip(path, path[1:]):
+            cluster.add_edge(pydot.Edge(prefix + a, prefix + b))
+        if residual:
+            cluster.add_edge(pydot.Edge(prefix + "x", prefix + "add", label="shortcut", constraint="false"))
+        graph.add_subgraph(cluster)
+    graph.write_png(str(IMAGES_DIR / "plain_vs_residual.png"))
+
+
 def draw_resnet50_stages() -> None:
     """images/resnet50_stages.png: the stages of ResNet50 with the shape after each one."""
     graph = pydot.Dot(rankdir="LR", bgcolor="white", nodesep="0.2", ranksep="0.25", dpi="110")
@@ -79,5 +99,6 @@ if __name__ == "__main__":
     IMAGES_DIR.mkdir(exist_ok=True)
     draw_signs_samples()
     draw_block_diagrams()
+    draw_plain_vs_residual()
     draw_resnet50_stages()
     print(f"Drew the figures in {IMAGES_DIR}")
