@@ -3,8 +3,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
-# TensorFlow's C++ start-up messages are noise in notebooks and in stored outputs.
-export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: lab test data bench-data realism pretrained
 

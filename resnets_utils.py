@@ -324,12 +324,17 @@ def check_residual_block(model, stage: int, block: str, f: int, filters: Sequenc
         assert bn_base + part in layers, f"there is no BatchNorm named '{bn_base + part}' after conv '{part}' (name it bn_name_base + '{part}')"
     F1, F2, F3 = filters
     stride = s or 1
-    expected = {"2a": (F1, 1, stride, "valid"), "2b": (F2, f, 1, "same"), "2c": (F3, 1, 1, "valid"), "1": (F3, 1, stride, "valid")}
+    expected = {  # part: (filters and their name, kernel, strides, padding)
+        "2a": (F1, "F1", 1, stride, "valid"),
+        "2b": (F2, "F2", f, 1, "same"),
+        "2c": (F3, "F3", 1, 1, "valid"),
+        "1": (F3, "F3", 1, stride, "valid"),
+    }
     for part in parts:
         conv, bn = layers[conv_base + part], layers[bn_base + part]
-        n, kernel, strides, padding = expected[part]
+        n, n_name, kernel, strides, padding = expected[part]
         assert type(conv).__name__ == "Conv2D", f"'{conv_base + part}' must be a Conv2D layer"
-        assert conv.filters == n, f"conv '{part}' must have {n} filters (F{'1' if part == '2a' else '2' if part == '2b' else '3'}), not {conv.filters}"
+        assert conv.filters == n, f"conv '{part}' must have {n} filters ({n_name}), not {conv.filters}"
         assert tuple(conv.kernel_size) == (kernel, kernel), f"conv '{part}' must have a {kernel}x{kernel} kernel, not {conv.kernel_size}"
         assert tuple(conv.strides) == (strides, strides), f"conv '{part}' must use strides=({strides}, {strides}), not {conv.strides}"
         assert conv.padding == padding, f"conv '{part}' must use padding='{padding}', not '{conv.padding}'"

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tools.measure_realism import DEFAULT_REAL as REAL_PHOTOS
 from tools.signs_files import write_split
-
-REAL_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sign-language-digits"
 
 
 @pytest.fixture

@@ -60,16 +60,14 @@ def split_stratified(labels: np.ndarray, test_fraction: float, seed: int) -> np.
     return is_test
 
 
-def import_photos(
-    folder: Path, out_dir: Path, test_fraction: float = 0.1, seed: int = 1, progress: bool = True
-) -> list[tuple[Path, str]]:
-    """Write SIGNS files built from `folder`; return what was skipped, with reasons.
+def read_photo_folder(folder: Path, progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:
+    """Return (uint8 images (m, 64, 64, 3), int64 labels (m,), skipped paths with reasons) for `folder/<digit>/*`.
 
-    Raises PhotoFolderError when no photo at all can be read.
+    Raises PhotoFolderError, listing what was skipped, when no photo at all can be read.
     """
     photos, skipped = find_photos(folder)
     images, labels = [], []
-    for path, label in tqdm(photos, desc="importing", unit="photo", disable=not progress):
+    for path, label in tqdm(photos, desc=f"reading {folder}", unit="photo", disable=not progress):
         try:
             images.append(resnets_utils.read_photo(path))
             labels.append(label)
@@ -78,8 +76,17 @@ def import_photos(
     if not images:
         details = "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped)
         raise PhotoFolderError(f"No readable photos in {folder} (expected {folder}/<digit>/*.jpg).{details}")
-    x = np.stack(images)
-    y = np.array(labels, dtype=np.int64)
+    return np.stack(images), np.array(labels, dtype=np.int64), skipped
+
+
+def import_photos(
+    folder: Path, out_dir: Path, test_fraction: float = 0.1, seed: int = 1, progress: bool = True
+) -> list[tuple[Path, str]]:
+    """Write SIGNS files built from `folder`; return what was skipped, with reasons.
+
+    Raises PhotoFolderError when no photo at all can be read.
+    """
+    x, y, skipped = read_photo_folder(folder, progress)
     is_test = split_stratified(y, test_fraction, seed)
     classes = np.unique(y)
     write_split(Path(out_dir) / "train_signs.h5", "train", x[~is_test], y[~is_test], classes)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+import resnets_utils
 from tools import signs_generator
 from tools.signs_files import write_split
 
-KIT_DIR = Path(__file__).resolve().parent.parent
 TRAIN_SEED, TEST_SEED = 2015, 2016  # the year ResNets were published, and the next
 
 
@@ -31,7 +31,7 @@ def make_signs(out_dir: Path, train_per_class: int = 180, test_per_class: int = 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=KIT_DIR / "datasets", help="folder for the two .h5 files")
+    parser.add_argument("--out", type=Path, default=resnets_utils.KIT_DIR / "datasets", help="folder for the two .h5 files")
     parser.add_argument("--train-per-class", type=int, default=180)
     parser.add_argument("--test-per-class", type=int, default=20)
     args = parser.parse_args()

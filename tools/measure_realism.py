@@ -9,13 +9,12 @@ learned from the kit's data can read a real hand; datasets/README.md reports it.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 
 import resnets_utils
-from tools.import_photos import find_photos
+from tools.import_photos import PhotoFolderError, read_photo_folder
 
 DEFAULT_REAL = resnets_utils.KIT_DIR.parent / "shared" / "data" / "sign-language-digits"
 
@@ -63,11 +62,10 @@ def main() -> None:
     args = parser.parse_args()
 
     x_train, y_train, _, _, _ = resnets_utils.load_dataset(args.data)
-    photos, skipped = find_photos(args.real)
-    if not photos:
-        raise SystemExit(f"No real photos found in {args.real} (expected {args.real}/<digit>/*.jpg).")
-    x_real = np.stack([resnets_utils.read_photo(path) for path, _ in photos])
-    y_real = np.array([label for _, label in photos])
+    try:
+        x_real, y_real, _ = read_photo_folder(args.real)
+    except PhotoFolderError as error:
+        raise SystemExit(f"error: {error}") from None
 
     model = small_cnn(args.seed)
     model.fit(resnets_utils.preprocess(x_train), y_train.ravel(), epochs=args.epochs, batch_size=32, verbose=2)
@@ -82,5 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     main()

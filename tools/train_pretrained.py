@@ -12,14 +12,13 @@ interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 import resnets_utils
-from tools.import_photos import find_photos, split_stratified
+from tools.import_photos import read_photo_folder, split_stratified
 from tools.measure_realism import DEFAULT_REAL
 from tools.notebook_source import reference_resnet50
 
@@ -39,9 +38,7 @@ def cpu_has_bf16() -> bool:
 
 def load_real_photos(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return (train images, train labels, held-out images, held-out labels) from real photos."""
-    photos, _ = find_photos(folder)
-    images = np.stack([resnets_utils.read_photo(path) for path, _ in photos])
-    labels = np.array([label for _, label in photos], dtype=np.int64)
+    images, labels, _ = read_photo_folder(folder, progress=False)
     held_out = split_stratified(labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
     return images[~held_out], labels[~held_out], images[held_out], labels[held_out]
 
@@ -134,5 +131,4 @@ def export(model, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     main()
