@@ -423,6 +423,59 @@ def draw_model(model, path: str | os.PathLike, **options):
     return DisplayImage(filename=str(path))
 
 
+# --- Your functions from an earlier notebook ----------------------------------------------
+
+
+class NotebookError(RuntimeError):
+    """An earlier notebook cannot be read, or does not define what a later one needs."""
+
+
+def _keeps(statement) -> bool:
+    """True for the statements `functions_from` runs: imports, definitions, and its own calls."""
+    import ast
+
+    if isinstance(statement, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+        return True
+    value = getattr(statement, "value", None)
+    return isinstance(statement, ast.Assign) and isinstance(value, ast.Call) and "functions_from" in ast.unparse(value.func)
+
+
+def functions_from(notebook: str | os.PathLike, *names: str):
+    """Return the function `names[0]` (a tuple when you name several) as an earlier notebook defines it.
+
+    Only the notebook's imports and definitions run (no tests, no demos, no training), so a
+    later notebook uses *your* functions, quickly, even while a test of them still fails.
+    Raises NotebookError naming the notebook when it is missing or broken, or lacks a name.
+    """
+    import ast
+    import contextlib
+
+    import nbformat
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    path = Path(notebook)
+    try:
+        cells = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    except FileNotFoundError:
+        raise NotebookError(f"{path} not found: keep the notebooks together in one folder.") from None
+    except Exception as error:  # nbformat raises several kinds for a damaged file
+        raise NotebookError(f"{path} is not a readable notebook ({error}).") from None
+    namespace: dict = {"__name__": path.stem}
+    for number, cell in enumerate(cells, start=1):  # in the notebook's folder, as Jupyter runs it
+        try:
+            tree = ast.parse(TransformerManager().transform_cell(cell.source))
+        except SyntaxError as error:
+            raise NotebookError(f"{path}, code cell {number}: {error.msg} on line {error.lineno}. Fix it there first.") from None
+        tree.body = [statement for statement in tree.body if _keeps(statement)]
+        with contextlib.chdir(path.parent):
+            exec(compile(tree, f"{path} (code cell {number})", "exec"), namespace)
+    missing = [name for name in names if not callable(namespace.get(name))]
+    if missing:
+        raise NotebookError(f"{path} defines no function {', '.join(missing)}: write it there and save that notebook.")
+    functions = tuple(namespace[name] for name in names)
+    return functions[0] if len(functions) == 1 else functions
+
+
 # --- The kit's pretrained model -----------------------------------------------------------
 
 PRETRAINED = KIT_DIR / "models" / "resnet50_signs"

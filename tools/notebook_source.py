@@ -10,6 +10,8 @@ from pathlib import Path
 
 import nbformat
 
+import resnets_utils
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 BLOCKS_NOTEBOOK = NOTEBOOKS / "02_residual_blocks.ipynb"
 RESNET_NOTEBOOK = NOTEBOOKS / "03_resnet50.ipynb"
@@ -30,10 +32,5 @@ def solution_source(grade_id: str, notebook: Path = BLOCKS_NOTEBOOK) -> str:
 
 
 def reference_resnet50():
-    """Return the notebooks' reference `ResNet50` function, built from their solution cells."""
-    namespace: dict = {}
-    exec(KERAS_IMPORTS, namespace)
-    for grade_id in ("identity_block", "convolutional_block"):
-        exec(solution_source(grade_id), namespace)
-    exec(solution_source("resnet50", RESNET_NOTEBOOK), namespace)
-    return namespace["ResNet50"]
+    """Return the notebooks' reference `ResNet50` function, with the blocks it calls."""
+    return resnets_utils.functions_from(RESNET_NOTEBOOK, "ResNet50")

@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="real photos DIR/<digit>/*.jpg ('' for none)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=3e-4, help="peak, after one epoch of warm-up")
     parser.add_argument("--work", type=Path, default=resnets_utils.KIT_DIR / "build" / "pretrained")
     args = parser.parse_args()
 
@@ -95,9 +96,12 @@ def main() -> None:
     if cpu_has_bf16():
         tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
-    steps = -(-len(x_train) // args.batch_size) * args.epochs
+    steps_per_epoch = -(-len(x_train) // args.batch_size)
+    schedule = tf.keras.optimizers.schedules.CosineDecay(
+        0.0, steps_per_epoch * (args.epochs - 1), warmup_target=args.learning_rate, warmup_steps=steps_per_epoch
+    )
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(tf.keras.optimizers.schedules.CosineDecay(1e-3, steps)),
+        optimizer=tf.keras.optimizers.Adam(schedule),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
