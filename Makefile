@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 
-.PHONY: lab test data bench-data realism pretrained
+.PHONY: lab test data real-data bench-data realism pretrained release grade bench-grade
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done).
 $(READY): requirements.txt requirements-dev.txt pyproject.toml
@@ -32,6 +32,10 @@ else
 endif
 	$(BIN)/python -m tools.draw_figures
 
+# Downloads the real hand photos (checked, resumable) and converts them to SIGNS files in build/real-signs/.
+real-data: $(READY)
+	$(BIN)/python -m tools.download_real $(if $(MIRROR),--mirror "$(MIRROR)")
+
 # Prints how long the 1200-image SIGNS set takes to generate on this machine.
 bench-data: $(READY)
 	$(BIN)/python -m tools.make_signs --out build/bench-data
@@ -43,3 +47,16 @@ realism: $(READY)
 # Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: real photos; EPOCHS=N).
 pretrained: $(READY)
 	$(BIN)/python -m tools.train_pretrained $(if $(REAL),--real "$(REAL)") $(if $(EPOCHS),--epochs $(EPOCHS))
+
+# Instructors: the student version of the notebooks, in release/resnets/ (nbgrader generate_assignment).
+release: $(READY)
+	$(BIN)/python -m tools.release
+
+# Instructors: grade SUBMISSIONS=DIR holding <student_id>/<notebook>.ipynb into grades/ (nbgrader autograde).
+grade: $(READY)
+	@test -n "$(SUBMISSIONS)" || { echo "Usage: make grade SUBMISSIONS=path/to/submissions"; exit 2; }
+	$(BIN)/python -m tools.grade "$(SUBMISSIONS)"
+
+# Prints how many submissions per minute `make grade` handles on this machine.
+bench-grade: $(READY)
+	$(BIN)/python -m tools.bench_grade

@@ -95,10 +95,23 @@ def draw_resnet50_stages() -> None:
     graph.write_png(str(IMAGES_DIR / "resnet50_stages.png"))
 
 
+def draw_sample_photos() -> None:
+    """images/sample_hand_<digit>.jpg: photo-sized hands for notebook 5, from their own seed."""
+    import numpy as np
+    from PIL import Image
+
+    from tools.signs_generator import render_sign
+
+    rng = np.random.default_rng(2025)
+    for digit in (2, 5):
+        Image.fromarray(render_sign(digit, rng, size=192)).save(IMAGES_DIR / f"sample_hand_{digit}.jpg", quality=92)
+
+
 if __name__ == "__main__":
     IMAGES_DIR.mkdir(exist_ok=True)
     draw_signs_samples()
     draw_block_diagrams()
     draw_plain_vs_residual()
     draw_resnet50_stages()
+    draw_sample_photos()
     print(f"Drew the figures in {IMAGES_DIR}")

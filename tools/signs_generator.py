@@ -148,8 +148,8 @@ def _texture(rng: np.random.Generator, scale: float) -> np.ndarray:
     return (np.asarray(coarse.filter(ImageFilter.GaussianBlur(scale)), dtype=np.float32) / 127.5) - 1.0
 
 
-def render_sign(digit: int, rng: np.random.Generator) -> np.ndarray:
-    """Return one 64x64 RGB uint8 image of a hand showing `digit` (0-5), drawn from `rng`."""
+def render_sign(digit: int, rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
+    """Return one RGB uint8 image (size x size, at most 192) of a hand showing `digit` (0-5), drawn from `rng`."""
     parts = _hand_parts(digit, rng)
     mirror = -1.0 if rng.random() < 0.2 else 1.0  # mostly right hands, as in the course photos
     hand_size = CANVAS * rng.uniform(0.33, 0.43)
@@ -204,7 +204,7 @@ def render_sign(digit: int, rng: np.random.Generator) -> np.ndarray:
     picture = (background * (1 - hand[:, :, None]) + skin_rgb * hand[:, :, None]) * _vignette(rng)
     image = Image.fromarray(np.clip(picture * 255 + 0.5, 0, 255).astype(np.uint8))
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 1.0)))
-    small = np.asarray(image.resize((SIZE, SIZE), Image.Resampling.LANCZOS), dtype=np.float32)
+    small = np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
     small += rng.normal(0, rng.uniform(1.5, 5.0), small.shape)
     return np.clip(small + 0.5, 0, 255).astype(np.uint8)
 
