@@ -50,8 +50,12 @@ def class_of_submissions(release: Path) -> dict[str, dict[str, object]]:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "identity_block_public":
             cell.source = 'print("All tests passed")'
     edited.cells = [c for c in edited.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "convolutional_block_hidden"]
+    skips = fill_in(release / f"{BLOCKS}.ipynb", {})
+    for cell in skips.cells:  # tags are the student's to edit: asking to skip the tests must not work
+        cell.metadata.setdefault("tags", []).append("skip-when-grading")
     return {
         "reference": {BLOCKS: reference, RESNET: reference},
+        "tags_tests_to_skip": {BLOCKS: skips, RESNET: {}},
         "release": {BLOCKS: {}, RESNET: {}},
         "faker": {BLOCKS: {**reference, "identity_block": faked_identity_block()}, RESNET: {}},
         "wrong_block": {BLOCKS: {**reference, "identity_block": wrong.source()}, RESNET: reference},
@@ -110,7 +114,7 @@ def total(rows: dict) -> float:
 
 def test_every_student_gets_a_row_for_every_graded_cell(grades):
     students = set(grades) - {"__out__"}
-    assert len(students) == 15
+    assert len(students) == 16
     assert all(len(rows) == 6 for student, rows in grades.items() if student != "__out__")
 
 
@@ -187,7 +191,7 @@ def test_an_edited_test_cell_is_restored_and_a_deleted_one_scores_zero(grades):
 def test_student_code_cannot_read_the_source_notebooks(grades):
     rows = grades["steals_solution"]
     assert hidden_score(rows, "identity_block") == 0
-    assert "NotebookError" in rows["identity_block_public"]["reason"] or "Error" in rows["identity_block_public"]["reason"]
+    assert "NotebookError" in rows["identity_block_public"]["reason"]
 
 
 def test_student_code_cannot_see_the_gradebook(grades):
@@ -196,6 +200,10 @@ def test_student_code_cannot_see_the_gradebook(grades):
 
 def test_student_code_has_no_network(grades):
     assert hidden_score(grades["uses_network"], "identity_block") == 0
+
+
+def test_tagging_the_tests_to_be_skipped_does_not_skip_them(grades):
+    assert total(grades["tags_tests_to_skip"]) == 0
 
 
 def test_a_folder_name_that_is_not_a_student_id_still_gets_rows(grades):

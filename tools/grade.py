@@ -104,6 +104,7 @@ def worker_settings(run: Path, student: str, others: list[str], hidden: list[Pat
     hide += [str(run / other) for other in others if other != student]
     settings.write_text(json.dumps({
         "hide": hide if args.isolated else [], "memory_bytes": int(args.memory * 2**30), "timeout": args.timeout,
+        "temporary": private_temporary(), "sandbox": str(home / "sandbox"),
     }))
     kernel_dir = home / "jupyter" / "kernels" / "resnets-grader"
     kernel_dir.mkdir(parents=True)
@@ -117,7 +118,7 @@ import sys
 sys.path.insert(0, {str(KIT_DIR)!r})
 from nbgrader.preprocessors import *
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from tools.grading_preprocessors import RejectTampering, ShowStudentFiles
+from tools.grading_preprocessors import RejectTampering, ShowStudentFiles, SkipDemos
 c.CourseDirectory.autograded_directory = {str(home / 'sandbox')!r}
 c.Execute.kernel_name = "resnets-grader"
 c.Execute.timeout = {int(args.timeout)}
@@ -125,10 +126,16 @@ c.ShowStudentFiles.submitted = {str(course / 'submitted' / student / ASSIGNMENT)
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
                                       CheckCellMetadata, RejectTampering]
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]  # no hidden test code in feedback
-c.Autograde.autograde_preprocessors = [ShowStudentFiles, Execute, IgnorePattern, ClearMetadataPreprocessor,
+c.Autograde.autograde_preprocessors = [ShowStudentFiles, SkipDemos, Execute, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 """)
     return settings
+
+
+def private_temporary() -> str | None:
+    """The temporary folder the kernel gets an empty copy of, unless the kit's Python lives in it."""
+    temporary = Path(tempfile.gettempdir()).resolve()
+    return None if Path(sys.prefix).resolve().is_relative_to(temporary) else str(temporary)
 
 
 def run_worker(prefix: list[str], run: Path, student: str, timeout: float) -> None:
@@ -258,6 +265,8 @@ def bring_loopback_up() -> None:
 
 def failure_reason(log: str) -> str:
     """Turn an nbgrader log of a failed autograde into a sentence for the student and the instructor."""
+    if "Kernel died before replying to kernel_info" in log:
+        return "GRADER PROBLEM: the kernel did not start (not the student's doing; see the log with --keep)"
     if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log:
         return "the kernel died while running this notebook (a crash, or more memory than allowed)"
     if "Timeout" in log or "timed out" in log:
@@ -280,6 +289,8 @@ def cell_reasons(notebook: Path, timeout: float) -> dict[str, str]:
             earlier.append(f"cell {number} was stopped after {timeout:g} s")
         elif "MemoryError" in names:
             earlier.append(f"cell {number} ran out of memory (MemoryError)")
+        elif errors and cell.metadata.get("nbgrader", {}).get("solution"):
+            earlier.append(f"your cell {number} raised {errors[0]['ename']}: {errors[0]['evalue'][:120]}")
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if not grade_id:
             continue
@@ -290,7 +301,7 @@ def cell_reasons(notebook: Path, timeout: float) -> dict[str, str]:
             reason = "NotImplementedError: the exercise is not done yet"
         else:
             reason = f"{errors[0]['ename']}: {errors[0]['evalue']}"[:300]
-        reasons[grade_id] = reason + (f" (after: {'; '.join(earlier)})" if earlier and earlier[-1] not in reason else "")
+        reasons[grade_id] = reason + (f" (after: {'; '.join(earlier[-2:])})" if earlier and earlier[-1] not in reason else "")
     return reasons
 
 
@@ -379,6 +390,9 @@ def main() -> None:
     for student in students:
         mine = [row for row in rows if row.student_id == student]
         print(f"  {student}: {sum(row.score for row in mine):g} / {sum(row.max_score for row in mine):g}")
+    broken = sorted({row.student_id for row in rows if row.reason.startswith("GRADER PROBLEM")})
+    if broken:
+        print(f"WARNING: the grader itself failed for {', '.join(broken)}; their rows say 'GRADER PROBLEM'. Grade them again.")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
   functions the tests rely on (`np.allclose = ...`, `setattr(np, ...)`, a new `test_...`,
   `builtins`, `exec`) earns no points in that notebook: each test cell then raises an error
   that says why, which the student sees in the feedback.
+- `SkipDemos` leaves out the cells tagged `skip-when-grading` (drawings, comparisons, tables
+  that no graded cell needs), so a class is graded in minutes.
 - `ShowStudentFiles` puts the submitted notebooks, as the student wrote them, in the folder
   where the code runs, so no file there holds hidden tests while student code runs.
 """
@@ -108,4 +110,18 @@ class ShowStudentFiles(NbGraderPreprocessor):
         folder = Path(resources["metadata"]["path"])
         for notebook in Path(self.submitted).glob("*.ipynb"):
             shutil.copyfile(notebook, folder / notebook.name)
+        return nb, resources
+
+
+class SkipDemos(NbGraderPreprocessor):
+    """Do not run the cells tagged `skip-when-grading`: demos that no graded cell depends on.
+
+    Tags are the student's to change, so a cell nbgrader tracks (solutions, tests) always runs.
+    """
+
+    def preprocess(self, nb, resources):
+        for cell in nb.cells:
+            tracked = bool(cell.metadata.get("nbgrader"))
+            if cell.cell_type == "code" and not tracked and "skip-when-grading" in cell.metadata.get("tags", []):
+                cell.source = "# Not run while grading: this cell shows something, it is not graded."
         return nb, resources
