@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 
-.PHONY: lab test data real-data bench bench-data realism pretrained release grade bench-grade
+.PHONY: lab test data real-data bench bench-data realism pretrained evaluate-pretrained release grade bench-grade
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done).
 $(READY): requirements.txt requirements-dev.txt pyproject.toml
@@ -51,6 +51,10 @@ realism: $(READY)
 # Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: real photos; EPOCHS=N).
 pretrained: $(READY)
 	$(BIN)/python -m tools.train_pretrained $(if $(REAL),--real "$(REAL)") $(if $(EPOCHS),--epochs $(EPOCHS))
+
+# Prints the shipped model's accuracy on the kit's test set and on the held-out real photos.
+evaluate-pretrained: $(READY)
+	$(BIN)/python -m tools.train_pretrained --evaluate models/resnet50_signs $(if $(REAL),--real "$(REAL)")
 
 # Instructors: the student version of the notebooks, in release/resnets/ (nbgrader generate_assignment).
 release: $(READY)

@@ -101,6 +101,42 @@ def preprocess(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32) / 255.0
 
 
+def training_pipeline(
+    images: np.ndarray, labels: np.ndarray, batch_size: int = 32, augment: bool = True, classes: int = 6, seed: int = 1
+):
+    """Return a shuffled tf.data pipeline of `preprocess`ed image batches and one-hot labels, for `fit`.
+
+    With `augment`, every epoch sees each image changed a little, the way photos of hands
+    vary: mirrored (left and right hands sign alike), turned by up to 20 degrees, zoomed and
+    shifted, brighter or darker. The pipeline prepares the next batch while the model trains
+    on this one. `labels` may be a row (the SIGNS files' shape) or a flat array.
+    """
+    import tensorflow as tf
+
+    changes = tf.keras.Sequential([
+        tf.keras.layers.RandomFlip("horizontal", seed=seed),
+        tf.keras.layers.RandomRotation(0.06, fill_mode="nearest", seed=seed),
+        tf.keras.layers.RandomZoom(0.15, fill_mode="nearest", seed=seed),
+        tf.keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
+    ])
+
+    def prepare(x, y):
+        x = tf.cast(x, tf.float32) / 255.0  # what `preprocess` does
+        if augment:
+            x = changes(x, training=True)
+            x = tf.image.random_brightness(x, 0.08, seed=seed)
+            x = tf.clip_by_value(tf.image.random_contrast(x, 0.8, 1.2, seed=seed), 0.0, 1.0)
+        return x, tf.one_hot(y, classes)
+
+    return (
+        tf.data.Dataset.from_tensor_slices((images, np.asarray(labels).ravel()))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
 def _to_rgb8(image: Image.Image) -> Image.Image:
     """Return an 8-bit RGB copy: alpha on white, grayscale spread to 3 channels, 16-bit scaled."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):

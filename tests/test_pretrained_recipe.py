@@ -17,11 +17,21 @@ def test_recipe_builds_resnet50_from_the_source_notebooks():
 
 def test_training_pipeline_yields_preprocessed_augmented_batches_with_one_hot_labels():
     images = np.random.default_rng(0).integers(0, 256, (10, 64, 64, 3), dtype=np.uint8)
-    batches = list(train_pretrained.training_pipeline(images, np.arange(10) % 6, batch_size=4))
+    batches = list(resnets_utils.training_pipeline(images, np.arange(10) % 6, batch_size=4))
     assert [int(x.shape[0]) for x, _ in batches] == [4, 4, 2]
     x, y = batches[0]
     assert x.shape[1:] == (64, 64, 3) and 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
     assert y.shape == (4, 6) and np.allclose(np.sum(y, axis=1), 1.0)
+
+
+def test_without_augmentation_the_pipeline_feeds_exactly_what_preprocess_makes():
+    images = np.random.default_rng(0).integers(0, 256, (12, 64, 64, 3), dtype=np.uint8)
+    labels = np.arange(12).reshape(1, 12) % 6  # the SIGNS files' row of labels
+    x, y = next(iter(resnets_utils.training_pipeline(images, labels, batch_size=12, augment=False)))
+    order = [int(np.argmin(np.abs(resnets_utils.preprocess(images) - image).sum(axis=(1, 2, 3)))) for image in np.asarray(x)]
+    assert sorted(order) == list(range(12))
+    assert np.allclose(np.asarray(x), resnets_utils.preprocess(images)[order])
+    assert np.asarray(y).argmax(axis=1).tolist() == [labels[0, i] for i in order]
 
 
 def test_real_photos_are_split_into_disjoint_training_and_held_out_parts(tmp_path):

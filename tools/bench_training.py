@@ -20,7 +20,7 @@ import numpy as np
 
 import resnets_utils
 from tools.notebook_source import reference_resnet50
-from tools.train_pretrained import SEED, compile_for_training, cpu_has_bf16, training_pipeline
+from tools.train_pretrained import SEED, compile_for_training, cpu_has_bf16
 
 TARGET_ACCURACY = 0.95
 
@@ -58,7 +58,7 @@ def main() -> None:
     precision = "mixed_bfloat16" if cpu_has_bf16() else "float32"
     tf.keras.utils.set_random_seed(SEED)
     tf.keras.mixed_precision.set_global_policy(precision)
-    pipeline = training_pipeline(x_train, y_train)
+    pipeline = resnets_utils.training_pipeline(x_train, y_train, seed=SEED)
     model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
     compile_for_training(model, steps_per_epoch=len(pipeline), epochs=args.epochs + 1)
     kit_speed = images_per_second(model, pipeline, len(x_train), args.epochs)

@@ -24,6 +24,7 @@ from tools.notebook_source import reference_resnet50
 
 SEED = 2015
 BATCH_SIZE = 32
+EPOCHS = 30
 LEARNING_RATE = 3e-4  # the peak, after one epoch of warm-up; 1e-3 made ResNet50 unstable from scratch
 HOLDOUT_FRACTION = 0.2
 HOLDOUT_SEED = 2016
@@ -45,35 +46,6 @@ def load_real_photos(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return images[~held_out], labels[~held_out], images[held_out], labels[held_out]
 
 
-def training_pipeline(images: np.ndarray, labels: np.ndarray, batch_size: int = BATCH_SIZE):
-    """A shuffled, augmented, batched tf.data pipeline of preprocessed images and one-hot labels."""
-    import tensorflow as tf
-
-    augment = tf.keras.Sequential(
-        [
-            tf.keras.layers.RandomFlip("horizontal", seed=SEED),  # left and right hands sign alike
-            tf.keras.layers.RandomRotation(0.06, fill_mode="nearest", seed=SEED),
-            tf.keras.layers.RandomZoom(0.15, fill_mode="nearest", seed=SEED),
-            tf.keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=SEED),
-        ]
-    )
-
-    def prepare(x, y):
-        x = tf.cast(x, tf.float32) / 255.0  # the same scaling as resnets_utils.preprocess
-        x = augment(x, training=True)
-        x = tf.image.random_brightness(x, 0.08, seed=SEED)
-        x = tf.image.random_contrast(x, 0.8, 1.2, seed=SEED)
-        return tf.clip_by_value(x, 0.0, 1.0), tf.one_hot(y, 6)
-
-    return (
-        tf.data.Dataset.from_tensor_slices((images, labels))
-        .shuffle(len(images), seed=SEED, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-
-
 def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate: float = LEARNING_RATE) -> None:
     """Adam with one epoch of linear warm-up, then cosine decay to zero at the last step."""
     import tensorflow as tf
@@ -87,28 +59,29 @@ def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="real photos DIR/<digit>/*.jpg ('' for none)")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="peak, after one epoch of warm-up")
     parser.add_argument("--work", type=Path, default=resnets_utils.KIT_DIR / "build" / "pretrained")
+    parser.add_argument("--evaluate", type=Path, metavar="MODEL", help="only print the accuracies of MODEL (.json/.npz)")
     args = parser.parse_args()
+    if args.evaluate:
+        return report(args.evaluate, evaluation_sets(args.real))
 
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(SEED)
     x_train, y_train, x_test, y_test, _ = resnets_utils.load_dataset()
     y_train, y_test = y_train.ravel(), y_test.ravel()
-    evaluation = {"kit SIGNS test set": (x_test, y_test)}
     if str(args.real) and args.real.is_dir():
-        real_x, real_y, held_x, held_y = load_real_photos(args.real)
+        real_x, real_y, held_x, _ = load_real_photos(args.real)
         x_train, y_train = np.concatenate([x_train, real_x]), np.concatenate([y_train, real_y])
-        evaluation["held-out real photos"] = (held_x, held_y)
         print(f"Training on {len(x_train)} images ({len(real_x)} real); holding out {len(held_x)} real photos.")
 
     if cpu_has_bf16():
         tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
-    pipeline = training_pipeline(x_train, y_train, args.batch_size)
+    pipeline = resnets_utils.training_pipeline(x_train, y_train, args.batch_size, seed=SEED)
     compile_for_training(model, len(pipeline), args.epochs, args.learning_rate)
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -122,11 +95,31 @@ def main() -> None:
     )
     print(f"Trained in {(time.perf_counter() - start) / 60:.1f} min.")
     export(model, args.work / "resnet50_signs")
-    shipped = resnets_utils.load_pretrained(args.work / "resnet50_signs")  # judge the file, not the run
-    for name, (x, y) in evaluation.items():
-        predicted = shipped.predict(resnets_utils.preprocess(x), verbose=0).argmax(axis=1)
-        print(f"accuracy on the {name}: {np.mean(predicted == y):.1%} of {len(y)}")
+    tf.keras.mixed_precision.set_global_policy("float32")
+    report(args.work / "resnet50_signs", evaluation_sets(args.real))  # judge the file, not the run
     print(f"Wrote {args.work / 'resnet50_signs'}.json/.npz; copy both into models/ when the figures improve.")
+
+
+def evaluation_sets(real: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The kit's SIGNS test set, and the held-out real photos when `real` is a folder."""
+    _, _, x_test, y_test, _ = resnets_utils.load_dataset()
+    sets = {"kit SIGNS test set": (x_test, y_test.ravel())}
+    if real and str(real) and Path(real).is_dir():
+        _, _, held_x, held_y = load_real_photos(Path(real))
+        sets["held-out real photos"] = (held_x, held_y)
+    return sets
+
+
+def accuracies(model, sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    return {
+        name: float(np.mean(model.predict(resnets_utils.preprocess(x), verbose=0).argmax(axis=1) == y))
+        for name, (x, y) in sets.items()
+    }
+
+
+def report(path: Path, sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    for name, accuracy in accuracies(resnets_utils.load_pretrained(path), sets).items():
+        print(f"accuracy on the {name}: {accuracy:.1%} of {len(sets[name][1])}")
 
 
 def export(model, path: Path) -> None:
