@@ -88,6 +88,7 @@ def main() -> None:
     model.fit(
         pipeline,
         epochs=args.epochs,
+        shuffle=False,  # the pipeline shuffles already
         callbacks=[
             tf.keras.callbacks.BackupAndRestore(str(args.work / "resume")),
             tf.keras.callbacks.ModelCheckpoint(str(args.work / "last.weights.h5"), save_weights_only=True),
