@@ -24,7 +24,7 @@ from tools.notebook_source import solution_source
 
 pytestmark = pytest.mark.slow
 BLOCKS, RESNET = "02_residual_blocks", "03_resnet50"
-CELL_TIMEOUT = 30  # generous: ResNet50's hidden test takes a few seconds, more on a busy machine
+CELL_TIMEOUT = 60  # generous: ResNet50's hidden test takes a few seconds, more on a busy machine
 
 
 def faked_identity_block() -> str:
@@ -120,7 +120,7 @@ def test_every_student_gets_a_row_for_every_graded_cell(grades):
 
 def test_the_reference_scores_full_marks(grades):
     rows = grades["reference"]
-    assert total(rows) == sum(float(row["max_score"]) for row in rows.values()) == 10
+    assert total(rows) == sum(float(row["max_score"]) for row in rows.values()) == 10, [row["reason"] for row in rows.values()]
     assert {row["status"] for row in rows.values()} == {"passed"}
 
 

@@ -70,3 +70,24 @@ def test_exported_model_loads_as_float32_and_predicts_like_the_trained_one(tmp_p
     assert (tmp_path / "m.npz").stat().st_size < 50_000_000
     x = np.random.default_rng(2).uniform(size=(3, 64, 64, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=2e-2)
+
+
+def test_bfloat16_only_on_a_cpu_that_has_it():
+    assert train_pretrained.precision_policy(gpus=0, bf16_cpu=True) == "mixed_bfloat16"
+    assert train_pretrained.precision_policy(gpus=0, bf16_cpu=False) == "float32"
+    assert train_pretrained.precision_policy(gpus=2, bf16_cpu=True) == "float32"
+
+
+def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.train_pretrained", "--epochs", "1", "--real", "", "--work", str(tmp_path)],
+        cwd=resnets_utils.KIT_DIR, env={**os.environ, "RESNETS_DATASETS": str(tiny_signs)}, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "accuracy on the kit SIGNS test set:" in result.stdout
+    model = resnets_utils.load_pretrained(tmp_path / "resnet50_signs")
+    assert model.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 6)

@@ -122,6 +122,7 @@ from tools.grading_preprocessors import RejectTampering, ShowStudentFiles, SkipD
 c.CourseDirectory.autograded_directory = {str(home / 'sandbox')!r}
 c.Execute.kernel_name = "resnets-grader"
 c.Execute.timeout = {int(args.timeout)}
+c.Execute.startup_timeout = 300  # a kernel importing TensorFlow on a busy machine starts slowly
 c.ShowStudentFiles.submitted = {str(course / 'submitted' / student / ASSIGNMENT)!r}
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
                                       CheckCellMetadata, RejectTampering]

@@ -39,6 +39,11 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def precision_policy(gpus: int, bf16_cpu: bool) -> str:
+    """mixed_bfloat16 on a CPU with bf16 instructions, float32 elsewhere (and on GPUs, to keep the recipe one recipe)."""
+    return "mixed_bfloat16" if bf16_cpu and not gpus else "float32"
+
+
 def load_real_photos(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return (train images, train labels, held-out images, held-out labels) from real photos."""
     images, labels, _ = read_photo_folder(folder, progress=False)
@@ -58,13 +63,14 @@ def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="real photos DIR/<digit>/*.jpg ('' for none)")
+    parser.add_argument("--real", default=str(DEFAULT_REAL), help="real photos DIR/<digit>/*.jpg ('' for none)")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="peak, after one epoch of warm-up")
     parser.add_argument("--work", type=Path, default=resnets_utils.KIT_DIR / "build" / "pretrained")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL", help="only print the accuracies of MODEL (.json/.npz)")
     args = parser.parse_args()
+    args.real = Path(args.real) if args.real else None
     if args.evaluate:
         return report(args.evaluate, evaluation_sets(args.real))
 
@@ -73,16 +79,19 @@ def main() -> None:
     tf.keras.utils.set_random_seed(SEED)
     x_train, y_train, x_test, y_test, _ = resnets_utils.load_dataset()
     y_train, y_test = y_train.ravel(), y_test.ravel()
-    if str(args.real) and args.real.is_dir():
+    if args.real and args.real.is_dir():
         real_x, real_y, held_x, _ = load_real_photos(args.real)
         x_train, y_train = np.concatenate([x_train, real_x]), np.concatenate([y_train, real_y])
         print(f"Training on {len(x_train)} images ({len(real_x)} real); holding out {len(held_x)} real photos.")
 
-    if cpu_has_bf16():
-        tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
-    pipeline = resnets_utils.training_pipeline(x_train, y_train, args.batch_size, seed=SEED)
-    compile_for_training(model, len(pipeline), args.epochs, args.learning_rate)
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    tf.keras.mixed_precision.set_global_policy(precision_policy(gpus, cpu_has_bf16()))
+    strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
+    print(f"Precision {tf.keras.mixed_precision.global_policy().name}; {max(gpus, 1)} {'GPU' if gpus else 'CPU'} replica(s).")
+    pipeline = resnets_utils.training_pipeline(x_train, y_train, args.batch_size * strategy.num_replicas_in_sync, seed=SEED)
+    with strategy.scope():
+        model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+        compile_for_training(model, len(pipeline), args.epochs, args.learning_rate)
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model.fit(
@@ -105,7 +114,7 @@ def evaluation_sets(real: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray
     """The kit's SIGNS test set, and the held-out real photos when `real` is a folder."""
     _, _, x_test, y_test, _ = resnets_utils.load_dataset()
     sets = {"kit SIGNS test set": (x_test, y_test.ravel())}
-    if real and str(real) and Path(real).is_dir():
+    if real and Path(real).is_dir():
         _, _, held_x, held_y = load_real_photos(Path(real))
         sets["held-out real photos"] = (held_x, held_y)
     return sets
