@@ -1,4 +1,6 @@
-"""The one module the notebooks import: the SIGNS data, preprocessing, photos and plots.
+"""The one module the notebooks import: the SIGNS data, preprocessing, the training pipeline,
+photos, plots, the checks behind the public tests, your functions from earlier notebooks,
+and the pretrained model.
 
 Everything here is light on import (no TensorFlow, no matplotlib until a plot is drawn),
 so that `import resnets_utils` is instant in every notebook.
