@@ -333,10 +333,13 @@ def worker(home: Path) -> None:
     results = {}
     for path in sorted(submitted.glob("*.ipynb")):
         notebook = path.stem
-        log = nbgrader(course, "autograde", ASSIGNMENT, f"--student={student}", f"--notebook={notebook}", "--force",
-                       **jupyter_path).stdout
-        (home / "logs" / f"{notebook}.log").write_text(log)
         graded = sandbox / path.name
+        for attempt in (1, 2):  # a kernel lost to a busy machine gets a second chance; a crash repeats
+            log = nbgrader(course, "autograde", ASSIGNMENT, f"--student={student}", f"--notebook={notebook}", "--force",
+                           **jupyter_path).stdout
+            (home / "logs" / f"{notebook}-{attempt}.log").write_text(log)
+            if graded.is_file() or "kernel" not in failure_reason(log):
+                break
         if not graded.is_file():
             results[notebook] = {"__failure__": failure_reason(log)}
             continue
