@@ -17,10 +17,10 @@ from pathlib import Path
 import nbformat
 
 from resnets_utils import KIT_DIR
+from tools.notebook_source import NOTEBOOKS
 
 ASSIGNMENT = "resnets"
 COURSE_ID = "resnets-kit"
-NOTEBOOKS = KIT_DIR / "notebooks"
 NBGRADER = Path(sys.executable).with_name("nbgrader")
 # What a student needs beside the notebooks; the notebooks then run from one flat folder.
 STUDENT_FILES = ("resnets_utils.py", "datasets", "images", "models", "requirements.txt")

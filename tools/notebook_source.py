@@ -15,12 +15,6 @@ import resnets_utils
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 BLOCKS_NOTEBOOK = NOTEBOOKS / "02_residual_blocks.ipynb"
 RESNET_NOTEBOOK = NOTEBOOKS / "03_resnet50.ipynb"
-KERAS_IMPORTS = """
-from tensorflow.keras import Input, Model
-from tensorflow.keras.initializers import glorot_uniform
-from tensorflow.keras.layers import (Activation, Add, AveragePooling2D, BatchNormalization, Conv2D, Dense,
-                                     Flatten, MaxPooling2D, ZeroPadding2D)
-"""
 
 
 def solution_source(grade_id: str, notebook: Path = BLOCKS_NOTEBOOK) -> str:
