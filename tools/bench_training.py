@@ -20,7 +20,7 @@ import numpy as np
 
 import resnets_utils
 from tools.notebook_source import reference_resnet50
-from tools.train_pretrained import SEED, compile_for_training, cpu_has_bf16
+from tools.train_pretrained import SEED, compile_for_training, cpu_has_bf16, precision_policy
 
 TARGET_ACCURACY = 0.95
 
@@ -59,7 +59,7 @@ def main() -> None:
     print(f"keras.applications.ResNet50, plain fit, float32: {keras_speed:.1f} img/s", flush=True)
     del baseline
 
-    precision = "mixed_bfloat16" if cpu_has_bf16() else "float32"
+    precision = precision_policy(len(tf.config.list_physical_devices("GPU")), cpu_has_bf16())
     tf.keras.utils.set_random_seed(SEED)
     tf.keras.mixed_precision.set_global_policy(precision)
     pipeline = resnets_utils.training_pipeline(x_train, y_train, seed=SEED)

@@ -95,7 +95,7 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
     return problems
 
 
-def worker_settings(run: Path, student: str, others: list[str], hidden: list[Path], args) -> Path:
+def worker_settings(run: Path, student: str, others: list[str], hidden: list[Path], args) -> None:
     """Write the sandbox settings, the kernelspec and the nbgrader config of one student's worker."""
     home = run / student
     (home / "logs").mkdir()
@@ -130,7 +130,6 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPr
 c.Autograde.autograde_preprocessors = [ShowStudentFiles, SkipDemos, Execute, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 """)
-    return settings
 
 
 def private_temporary() -> str | None:
@@ -264,11 +263,16 @@ def bring_loopback_up() -> None:
         fcntl.ioctl(sock, 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b""))  # SIOCSIFFLAGS, IFF_UP
 
 
+def kernel_lost(log: str) -> bool:
+    """True when an nbgrader log says the kernel died or never started."""
+    return any(sign in log for sign in ("DeadKernelError", "Kernel died", "kernel died"))
+
+
 def failure_reason(log: str) -> str:
     """Turn an nbgrader log of a failed autograde into a sentence for the student and the instructor."""
     if "Kernel died before replying to kernel_info" in log:
         return "GRADER PROBLEM: the kernel did not start (not the student's doing; see the log with --keep)"
-    if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log:
+    if kernel_lost(log):
         return "the kernel died while running this notebook (a crash, or more memory than allowed)"
     if "Timeout" in log or "timed out" in log:
         return "this notebook took too long to run"
@@ -338,7 +342,7 @@ def worker(home: Path) -> None:
             log = nbgrader(course, "autograde", ASSIGNMENT, f"--student={student}", f"--notebook={notebook}", "--force",
                            **jupyter_path).stdout
             (home / "logs" / f"{notebook}-{attempt}.log").write_text(log)
-            if graded.is_file() or "kernel" not in failure_reason(log):
+            if graded.is_file() or not kernel_lost(log):
                 break
         if not graded.is_file():
             results[notebook] = {"__failure__": failure_reason(log)}
