@@ -1,15 +1,24 @@
 # Two commands do everything on a fresh machine: `make lab` and `make test`.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# The kit runs on every Python that TensorFlow 2.21 and its pinned packages support; without
+# PYTHON=..., the newest one found here.
+SUPPORTED_PYTHONS := 3.13 3.12 3.11
+OLDEST_PYTHON_VERSION := $(lastword $(SUPPORTED_PYTHONS))
+OLDEST_PYTHON ?= python$(OLDEST_PYTHON_VERSION)
+PYTHON ?= $(shell for v in $(SUPPORTED_PYTHONS); do python$$v -c '' 2>/dev/null && { command -v python$$v; exit; }; done; command -v python3)
+PYTHON_VERSION := $(shell "$(PYTHON)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+VENV ?= .venv
 BIN := $(VENV)/bin
-READY := $(VENV)/.installed
+READY := $(VENV)/.installed-python$(PYTHON_VERSION)
+NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg
 
-.PHONY: lab test data real-data bench bench-data realism pretrained evaluate-pretrained release grade bench-grade
+.PHONY: lab test test-all test-portable test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade bench-grade
 
-# Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done).
+# Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
+# redone when a requirements file or the Python version changes).
 $(READY): requirements.txt requirements-dev.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "The kit needs Python 3.11; set PYTHON=/path/to/python3.11")'
-	$(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON_VERSION)" || { echo "No Python found: install Python $(OLDEST_PYTHON_VERSION) to $(firstword $(SUPPORTED_PYTHONS)), or set PYTHON=/path/to/python3"; exit 2; }
+	@case " $(SUPPORTED_PYTHONS) " in *" $(PYTHON_VERSION) "*) ;; *) echo "The kit needs Python $(OLDEST_PYTHON_VERSION) to $(firstword $(SUPPORTED_PYTHONS)) (what TensorFlow 2.21 and the pinned packages support); $(PYTHON) is $(PYTHON_VERSION). Set PYTHON=/path/to/python3.13, or see README.md for conda."; exit 2;; esac
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
@@ -20,8 +29,26 @@ $(READY): requirements.txt requirements-dev.txt pyproject.toml
 lab: $(READY)
 	$(BIN)/jupyter lab notebooks
 
+# Every test but the browser ones, and nbval over every notebook (about 8 minutes on 2 cores).
 test: $(READY)
-	$(BIN)/python -m pytest tests $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg
+	$(NBVAL) tests -m "not browser"
+
+# What CI runs: `make test`, then the checks that prove the kit works on other machines too.
+test-all: test test-portable test-browser test-oldest-python
+
+# nbval again with oneDNN off, then with one intra-op thread: both change float results the way another CPU does.
+test-portable: $(READY)
+	TF_ENABLE_ONEDNN_OPTS=0 $(NBVAL)
+	TF_NUM_INTRAOP_THREADS=1 $(NBVAL)
+
+# The notebooks and the student release, run through JupyterLab's UI in headless Chromium.
+test-browser: $(READY)
+	$(BIN)/python -m pytest tests -m browser
+
+# The whole `make test` on the oldest supported Python, in its own environment.
+test-oldest-python:
+	@$(OLDEST_PYTHON) -c '' 2>/dev/null || { echo "python$(OLDEST_PYTHON_VERSION) not found: install it, or run make test-oldest-python OLDEST_PYTHON=/path/to/python$(OLDEST_PYTHON_VERSION)"; exit 2; }
+	$(MAKE) test PYTHON="$(OLDEST_PYTHON)" VENV=.venv-python$(OLDEST_PYTHON_VERSION)
 
 # The kit's SIGNS files; `make data FROM=DIR` builds them from your photos DIR/<digit>/*.jpg instead.
 data: $(READY)

@@ -54,7 +54,8 @@ def test_importing_resnets_utils_loads_neither_tensorflow_nor_matplotlib():
 
 
 def test_no_tf1_era_or_removed_apis_in_the_kit():
-    sources = [p for p in KIT.rglob("*") if p.suffix in {".py", ".ipynb"} and ".venv" not in p.parts and p.parent.name != "tests"]
+    sources = [p for p in KIT.rglob("*") if p.suffix in {".py", ".ipynb"} and p.parent.name != "tests"
+               and not any(part.startswith((".", "build", "release")) for part in p.relative_to(KIT).parts)]
     for path in sources:
         text = path.read_text(errors="replace")
         for pattern in REMOVED_APIS:
@@ -65,3 +66,12 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (KIT / ".ci" / "run").read_text()
     readme = (KIT / "README.md").read_text()
     assert "make test" in readme and "make lab" in readme
+
+
+def test_makefile_conda_and_pyproject_agree_on_the_supported_pythons():
+    supported = re.search(r"^SUPPORTED_PYTHONS := (.*)$", (KIT / "Makefile").read_text(), flags=re.M).group(1).split()
+    low, high = re.search(r'requires-python = ">=(3\.\d+),<(3\.\d+)"', (KIT / "pyproject.toml").read_text()).groups()
+    minors = range(int(low.split(".")[1]), int(high.split(".")[1]))
+    assert sorted(supported) == sorted(f"3.{minor}" for minor in minors)
+    assert f"- python={supported[0]}" in (KIT / "environment.yml").read_text(), "conda gets the newest supported Python"
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" in supported, "the tests run on a supported Python"
