@@ -18,11 +18,12 @@ import nbformat
 import pytest
 
 from resnets_utils import KIT_DIR
+from tests.test_grading_sandbox import needs_bwrap
 from tools.mutations import MUTATIONS, fill_in, reference_solutions
 from tools.nbgrader_course import build_course
 from tools.notebook_source import solution_source
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_bwrap]
 BLOCKS, RESNET = "02_residual_blocks", "03_resnet50"
 CELL_TIMEOUT = 60  # generous: ResNet50's hidden test takes a few seconds, more on a busy machine
 

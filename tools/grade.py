@@ -8,8 +8,10 @@ private course folder per student, runs the students in parallel, and collects
 Every student gets rows whatever happens, and one student's failure never stops the others:
 a cell that runs too long is interrupted (--timeout), a kernel that dies or a notebook that
 is not valid JSON scores zero with the reason, memory is capped per submission (--memory).
-Student code runs without network, in a folder holding only the release files and the
-student's notebooks, and cannot see the source notebooks, the gradebook or other students.
+Student code runs in a bubblewrap sandbox (tools/sandbox_kernel.py): without network, in a
+folder holding only the release files and the student's notebooks, unable to see the kit
+(source notebooks, .git), the gradebook or other students. Where that sandbox cannot be built,
+grading stops (exit code 2) unless --no-sandbox says to grade unprotected, which every row then says.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,17 +35,34 @@ import nbformat
 
 from resnets_utils import KIT_DIR
 from tools.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader, write_config
+from tools.sandbox_kernel import KERNEL_NAMESPACES, SANDBOX_FAILED
 
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 GRADING_FILES = ("resnets_utils.py",)  # what the graded notebooks need beside them
 SANDBOX_KERNEL = KIT_DIR / "tools" / "sandbox_kernel.py"
-KIT_PRIVATE = (".git", "notebooks", "build", "release", "tests", "tools")  # hidden from student code
+BWRAP_VARIABLE = "RESNETS_BWRAP"  # where bwrap is, when it is not `bwrap` on PATH
+# Each worker runs in its own network namespace, whose loopback bwrap brings up (nbgrader and the kernel talk over
+# it), and its own PID namespace, so that stopping a worker that took too long stops its nbgrader and kernel too.
+WORKER_NAMESPACE = ("--dev-bind", "/", "/", "--unshare-net", "--unshare-pid", "--proc", "/proc", "--die-with-parent")
+UNSANDBOXED = "graded with --no-sandbox: student code could read the hidden tests and other students' work, and use the network"
+HOW_TO_SANDBOX = f"""\
+Grading runs student code in a bubblewrap sandbox. Install it (`apt-get install bubblewrap`,
+`dnf install bubblewrap`) or point {BWRAP_VARIABLE}=/path/to/bwrap at it; as a user other than root
+it also needs unprivileged user namespaces (Debian: `sysctl kernel.unprivileged_userns_clone=1`;
+Ubuntu 24.04 and later: an AppArmor profile that allows bwrap to use them).
+To grade anyway, unprotected (student code can then read the hidden tests and other students'
+work, and use the network): {{command}} --no-sandbox
+Every row of grades.csv then says so."""
 COLUMNS = ("student_id", "notebook", "grade_id", "score", "max_score", "status", "reason")
 
 
 class GradingError(RuntimeError):
     """The class cannot be graded at all (no submissions folder, nbgrader broken)."""
+
+
+class SandboxUnavailable(GradingError):
+    """Student code cannot be isolated on this machine; grading it needs --no-sandbox."""
 
 
 @dataclass
@@ -59,14 +79,19 @@ class Row:
 # --- The parent: arrange, run in parallel, collect ---------------------------------------------
 
 
-def isolation_command() -> tuple[list[str], str]:
-    """The prefix that runs a worker without network, and a sentence saying what isolation is on."""
-    unshare = shutil.which("unshare")
-    prefix = [unshare, "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"]) if unshare else []
-    if prefix and subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
-        return prefix, "student code runs without network and cannot see the source notebooks or gradebook"
-    return [], ("WARNING: Linux namespaces are not available here (`unshare` is missing or not permitted), "
-                "so student code runs WITH network and could read files the grader can read")
+def worker_prefix(bwrap: str | None) -> list[str]:
+    """The command prefix that runs a worker without network, once a kernel sandbox is known to work inside it."""
+    if not bwrap:
+        raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed")
+    if not os.access(bwrap, os.X_OK):
+        raise SandboxUnavailable(f"{BWRAP_VARIABLE} names {bwrap}, which is not an executable file")
+    prefix = [bwrap, *WORKER_NAMESPACE, "--"]
+    probe = [*prefix, bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *KERNEL_NAMESPACES, "--", "true"]
+    result = subprocess.run(probe, capture_output=True, text=True)
+    if result.returncode != 0:
+        why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
+        raise SandboxUnavailable(f"{bwrap} cannot build the sandbox here ({why})")
+    return prefix
 
 
 def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[str]) -> dict[str, str]:
@@ -95,16 +120,14 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
     return problems
 
 
-def worker_settings(run: Path, student: str, others: list[str], hidden: list[Path], args) -> None:
+def worker_settings(run: Path, student: str, hidden: list[Path], bwrap: str | None, args) -> None:
     """Write the sandbox settings, the kernelspec and the nbgrader config of one student's worker."""
     home = run / student
     (home / "logs").mkdir()
     settings = home / "sandbox.json"
-    hide = [str(path) for path in hidden] + [str(home / name) for name in ("course", "stash", "logs")]
-    hide += [str(run / other) for other in others if other != student]
     settings.write_text(json.dumps({
-        "hide": hide if args.isolated else [], "memory_bytes": int(args.memory * 2**30), "timeout": args.timeout,
-        "temporary": private_temporary(), "sandbox": str(home / "sandbox"),
+        "isolated": args.sandbox, "bwrap": bwrap, "hide": [str(path) for path in hidden],
+        "sandbox": str(home / "sandbox"), "memory_bytes": int(args.memory * 2**30), "timeout": args.timeout,
     }))
     kernel_dir = home / "jupyter" / "kernels" / "resnets-grader"
     kernel_dir.mkdir(parents=True)
@@ -130,12 +153,6 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPr
 c.Autograde.autograde_preprocessors = [ShowStudentFiles, SkipDemos, Execute, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 """)
-
-
-def private_temporary() -> str | None:
-    """The temporary folder the kernel gets an empty copy of, unless the kit's Python lives in it."""
-    temporary = Path(tempfile.gettempdir()).resolve()
-    return None if Path(sys.prefix).resolve().is_relative_to(temporary) else str(temporary)
 
 
 def run_worker(prefix: list[str], run: Path, student: str, timeout: float) -> None:
@@ -211,11 +228,17 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
     student_dirs = sorted(path for path in submissions.iterdir() if path.is_dir() and not path.name.startswith("."))
     if not student_dirs:
         raise GradingError(f"{submissions} has no student folders; expected {submissions}/<student_id>/<notebook>.ipynb.")
-    prefix, isolation = isolation_command()
-    args.isolated = bool(prefix)
+    if args.sandbox:
+        bwrap = os.environ.get(BWRAP_VARIABLE) or shutil.which("bwrap")
+        prefix = worker_prefix(bwrap)
+        isolation = "student code runs in a bubblewrap sandbox, without network"
+    else:
+        bwrap, prefix = None, []
+        isolation = f"WARNING: {UNSANDBOXED}"
     print(f"Grading {len(student_dirs)} students with {args.workers} workers; {isolation}.")
     notebooks = graded_notebooks()
-    run = Path(tempfile.mkdtemp(prefix="resnets-grading-"))
+    out.mkdir(parents=True, exist_ok=True)  # before the kernels start, so that the sandbox can hide it
+    run = Path(tempfile.mkdtemp(prefix="resnets-grading-")).resolve()
     try:
         master = run / "master"
         build_course(master)
@@ -229,9 +252,9 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
         ]
         problems = {path.name: prepare_student(run, master, path, notebooks) for path in valid}
         students = [path.name for path in valid]
-        hidden = [KIT_DIR / name for name in KIT_PRIVATE] + [submissions.resolve(), out.resolve(), run / "master"]
+        hidden = [KIT_DIR, submissions.resolve(), out.resolve(), run]  # the sandbox shows only Python and the student's folder
         for student in students:
-            worker_settings(run, student, students, hidden, args)
+            worker_settings(run, student, hidden, bwrap, args)
         with concurrent.futures.ThreadPoolExecutor(args.workers) as pool:
             jobs = {pool.submit(run_worker, prefix, run, student, args.student_timeout): student for student in students}
             for done, job in enumerate(concurrent.futures.as_completed(jobs), start=1):
@@ -240,6 +263,9 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
                 copy_feedback(run, student, out)
                 print(f"  [{done}/{len(students)}] {student}", flush=True)
         rows.sort(key=lambda row: (row.student_id, row.notebook))
+        if not args.sandbox:
+            for row in rows:
+                row.reason = f"{row.reason}; {UNSANDBOXED}" if row.reason else UNSANDBOXED
         return rows
     finally:
         if args.keep:
@@ -251,16 +277,10 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
 # --- The worker: one student, inside the isolation --------------------------------------------
 
 
-def bring_loopback_up() -> None:
-    """A new network namespace starts with `lo` down; the kernel talks to nbgrader over it."""
-    import fcntl
-    import socket
-    import struct
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sH14s", b"lo", 0, b"")
-        flags = struct.unpack("16sH14s", fcntl.ioctl(sock, 0x8913, request))[1]  # SIOCGIFFLAGS
-        fcntl.ioctl(sock, 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b""))  # SIOCSIFFLAGS, IFF_UP
+def sandbox_failure(log: str) -> str | None:
+    """What the kernel's sandbox said when it could not be built or failed its own check, if it did."""
+    lines = [line.strip() for line in log.splitlines() if SANDBOX_FAILED in line or line.startswith("bwrap: ")]
+    return lines[-1] if lines else None
 
 
 def kernel_lost(log: str) -> bool:
@@ -270,6 +290,9 @@ def kernel_lost(log: str) -> bool:
 
 def failure_reason(log: str) -> str:
     """Turn an nbgrader log of a failed autograde into a sentence for the student and the instructor."""
+    sandbox = sandbox_failure(log)
+    if sandbox:
+        return f"GRADER PROBLEM: the sandbox could not be set up, so no student code ran ({sandbox[:300]})"
     if "Kernel died before replying to kernel_info" in log:
         return "GRADER PROBLEM: the kernel did not start (not the student's doing; see the log with --keep)"
     if kernel_lost(log):
@@ -322,11 +345,6 @@ def worker(home: Path) -> None:
     """Autograde each notebook of one student separately, so one broken notebook spares the others."""
     from nbgrader.api import Gradebook
 
-    if os.environ.get("RESNETS_NO_LOOPBACK") is None:
-        try:
-            bring_loopback_up()
-        except OSError:
-            pass  # not in a new network namespace: lo is already up
     student = home.name
     settings = json.loads((home / "sandbox.json").read_text())
     course, sandbox = home / "course", home / "sandbox" / student / ASSIGNMENT
@@ -342,7 +360,7 @@ def worker(home: Path) -> None:
             log = nbgrader(course, "autograde", ASSIGNMENT, f"--student={student}", f"--notebook={notebook}", "--force",
                            **jupyter_path).stdout
             (home / "logs" / f"{notebook}-{attempt}.log").write_text(log)
-            if graded.is_file() or not kernel_lost(log):
+            if graded.is_file() or not kernel_lost(log) or sandbox_failure(log):
                 break
         if not graded.is_file():
             results[notebook] = {"__failure__": failure_reason(log)}
@@ -380,6 +398,8 @@ def main() -> None:
     parser.add_argument("--student-timeout", type=float, default=900, help="seconds one student may take in all")
     parser.add_argument("--memory", type=float, default=4, help="GiB of memory one submission may use")
     parser.add_argument("--keep", action="store_true", help="keep the grading folders, to look into them")
+    parser.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                        help="grade where no sandbox can be built: student code can read everything and use the network")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -389,6 +409,10 @@ def main() -> None:
     start = time.perf_counter()
     try:
         rows = grade_class(args.submissions, args.out, args)
+    except SandboxUnavailable as error:
+        command = shlex.join([sys.executable, "-m", "tools.grade", str(args.submissions)])
+        print(f"Error: student code cannot be sandboxed here: {error}.\n{HOW_TO_SANDBOX.format(command=command)}", file=sys.stderr)
+        sys.exit(2)
     except GradingError as error:
         sys.exit(f"Error: {error}")
     path = write_grades(rows, args.out)
