@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
 NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg
 
-.PHONY: lab test test-all test-portable test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade bench-grade
+.PHONY: lab test test-all test-portable test-grading-layouts test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade bench-grade
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file or the Python version changes).
@@ -26,15 +26,20 @@ $(READY): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v dot >/dev/null || echo "Note: graphviz is not installed; model diagrams fall back to a text summary (apt-get install graphviz)."
 	touch $(READY)
 
+# JupyterLab on the course, with the kit's kernel; prints the link to open (as root too).
 lab: $(READY)
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/python -m tools.lab $(LAB_OPTIONS)
 
-# Every test but the browser ones, and nbval over every notebook (about 8 minutes on 2 cores).
+# Every test but the browser ones and the grading layouts, and nbval over every notebook.
 test: $(READY)
-	$(NBVAL) tests -m "not browser"
+	$(NBVAL) tests -m "not browser" --ignore=tests/test_grading_layouts.py
 
 # What CI runs: `make test`, then the checks that prove the kit works on other machines too.
-test-all: test test-portable test-browser test-oldest-python
+test-all: test test-portable test-grading-layouts test-browser test-oldest-python
+
+# The grading sandbox holds for a clone under the temporary folder (with its .venv) and under home.
+test-grading-layouts: $(READY)
+	$(BIN)/python -m pytest tests/test_grading_layouts.py
 
 # nbval again with oneDNN off, then with one intra-op thread: both change float results the way another CPU does.
 test-portable: $(READY)
@@ -87,10 +92,11 @@ evaluate-pretrained: $(READY)
 release: $(READY)
 	$(BIN)/python -m tools.release
 
-# Instructors: grade SUBMISSIONS=DIR holding <student_id>/<notebook>.ipynb into grades/ (nbgrader autograde).
+# Instructors: grade SUBMISSIONS=DIR holding <student_id>/<notebook>.ipynb into grades/ (nbgrader autograde);
+# GRADE_OPTIONS="--timeout 120 --no-sandbox ..." (python -m tools.grade --help lists them).
 grade: $(READY)
 	@test -n "$(SUBMISSIONS)" || { echo "Usage: make grade SUBMISSIONS=path/to/submissions"; exit 2; }
-	$(BIN)/python -m tools.grade "$(SUBMISSIONS)"
+	$(BIN)/python -m tools.grade "$(SUBMISSIONS)" $(GRADE_OPTIONS)
 
 # Prints how many submissions per minute `make grade` handles on this machine.
 bench-grade: $(READY)
