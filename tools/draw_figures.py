@@ -54,15 +54,20 @@ def draw_block_diagrams() -> None:
 
 
 def draw_plain_vs_residual() -> None:
-    """images/plain_vs_residual.png: two layers of a plain network above the same two with a shortcut."""
+    """images/plain_vs_residual.png: one block of notebook 1's plain network above the same block with a shortcut.
+
+    Both are pre-activation blocks (BatchNorm and ReLU before each conv, nothing after the addition),
+    as in notebook 1's `deep_cnn`: the residual one computes x[l+1] = x[l] + F(x[l]) exactly.
+    """
     graph = pydot.Dot(rankdir="LR", bgcolor="white", nodesep="0.3", ranksep="0.35", dpi="110")
     graph.set_node_defaults(shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11", height="0.45")
     graph.set_edge_defaults(arrowsize="0.6", fontname="Helvetica", fontsize="10")
-    for prefix, title, residual in (("p", "plain", False), ("r", "residual", True)):
-        cluster = pydot.Cluster(prefix, label=title, fontname="Helvetica", fontsize="12", color="white")
-        path = [("x", "a[l]", "white"), ("l1", "linear, ReLU", "#cfe2f3"), ("l2", "linear", "#cfe2f3")]
+    for prefix, title, residual in (("r", "residual", True), ("p", "plain", False)):  # the last cluster lands on top
+        cluster = pydot.Cluster(prefix, label=title, labelloc="b", fontname="Helvetica", fontsize="12", color="white")
+        path = [("x", "x[l]", "white"), ("n1", "BatchNorm, ReLU", "#d9ead3"), ("c1", "conv 3x3", "#cfe2f3"),
+                ("n2", "BatchNorm, ReLU", "#d9ead3"), ("c2", "conv 3x3", "#cfe2f3")]
         path += [("add", "+", "#f4cccc")] if residual else []
-        path += [("g", "ReLU", "#d9ead3"), ("y", "a[l+2]", "white")]
+        path += [("y", "x[l+1]", "white")]
         for name, label, color in path:
             cluster.add_node(pydot.Node(prefix + name, label=label, fillcolor=color, shape="circle" if name == "add" else "box"))
         for (a, *_), (b, *_) in zip(path, path[1:]):
