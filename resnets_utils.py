@@ -420,6 +420,98 @@ def check_residual_block(model, stage: int, block: str, f: int, filters: Sequenc
     assert _is_relu(last) and feeding_layers(last) == [adds[0].name], "the block must end with a ReLU applied after the Add"
 
 
+def _names_the_block(norm_name: str) -> tuple[str, str] | None:
+    """('3b', '2a') for a BatchNorm named 'bn3b_branch2a' by the exercises' naming rule, else None."""
+    import re
+
+    match = re.fullmatch(r"bn(\d+[a-z]+)_branch(\w+)", norm_name)
+    return (match[1], match[2]) if match else None
+
+
+def _training_argument(layer):
+    """The `training` value `layer` was called with while the model was built, or "missing" when none was passed.
+
+    Keras keeps the arguments of each call in the layer's inbound nodes; a layer in a built model has one.
+    """
+    return layer._inbound_nodes[0].arguments.kwargs.get("training", "missing")
+
+
+def check_training_flag(build, network: bool = False) -> None:
+    """Raise AssertionError naming the first BatchNorm, or block, that ignores the `training` argument.
+
+    `build(training)` returns a model built with that flag, as `build_block` or `ResNet50` do;
+    every BatchNorm in it must have been called with that same value. A BatchNorm called
+    without `training=` uses its running averages when a block is called on a tensor, even
+    with training=True, which is what the hidden tests do. With `network=True` the blocks'
+    insides are notebook 2's business, judged by its own tests: each block must then call its
+    BatchNorms as the network's first block of the same kind does (stage 2's, whose calls are
+    written for you), so that only a block call without training=training is blamed.
+    """
+    for training in (False, True):
+        model = build(training)
+        blocks: dict[str, dict[str, tuple[str, object]]] = {}  # '3b' -> part -> (BatchNorm name, training it got)
+        for norm in (layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"):
+            called_with = _training_argument(norm)
+            block = _names_the_block(norm.name)
+            if network and block:
+                blocks.setdefault(block[0], {})[block[1]] = (norm.name, called_with)
+                continue
+            if called_with is training:
+                continue
+            label = f"BatchNorm '{block[1]}'" if block else f"BatchNorm '{norm.name}'"
+            how = (
+                "it is called without training=, so called on a tensor it uses its running averages even with training=True"
+                if called_with == "missing"
+                else f"built with training={training}, it is called with training={called_with}"
+            )
+            raise AssertionError(
+                f"{label} ignores the training argument: {how}. "
+                "Call it with training=training, as in BatchNormalization(...)(X, training=training)"
+            )
+        first_of_kind: dict[bool, tuple[str, dict]] = {}  # has a shortcut BatchNorm '1' -> (block, its parts)
+        for name, parts in blocks.items():
+            reference_name, reference = first_of_kind.setdefault("1" in parts, (name, parts))
+            for part, (norm_name, called_with) in parts.items():
+                expected = reference.get(part, (None, called_with))[1]
+                if called_with is not expected and called_with != expected:
+                    raise AssertionError(
+                        f"block '{name}' ignores the training argument: built with training={training}, its BatchNorm "
+                        f"'{norm_name}' is called with training={called_with} (in block '{reference_name}', with "
+                        f"training={expected}). Pass training=training to every block call"
+                    )
+
+
+def check_preactivation_block(model, stage: int, block: str, f: int, filters: Sequence[int]) -> None:
+    """Raise AssertionError naming the first way `model` departs from the pre-activation block spec.
+
+    `model` wraps one block built on a single Input: three steps of BatchNorm, ReLU and conv
+    ('2a', '2b', '2c'), then the Add of the block's input, and nothing after it.
+    """
+    layers = {layer.name: layer for layer in model.layers}
+    adds = [layer for layer in model.layers if type(layer).__name__ == "Add"]
+    assert len(adds) == 1, "the block adds its input X_shortcut to the main path exactly once (use Add()([X, X_shortcut]))"
+    conv_base, bn_base = f"res{stage}{block}_branch", f"bn{stage}{block}_branch"
+    F1, F2, F3 = filters
+    expected = {"2a": (F1, "F1", 1, "valid"), "2b": (F2, "F2", f, "same"), "2c": (F3, "F3", 1, "valid")}
+    step_input, where = model.layers[0].name, "on the block's input X"
+    for part, (n, n_name, kernel, padding) in expected.items():
+        conv, bn = layers.get(conv_base + part), layers.get(bn_base + part)
+        assert bn is not None and type(bn).__name__ == "BatchNormalization", f"there is no BatchNorm named '{bn_base + part}'"
+        assert conv is not None and type(conv).__name__ == "Conv2D", f"there is no conv layer named '{conv_base + part}'"
+        assert feeding_layers(bn) == [step_input], f"BatchNorm '{part}' must come first in its step, {where}"
+        assert bn.axis in (3, -1, [3], [-1]), f"BatchNorm '{part}' must normalize the channel axis (axis=3)"
+        relu = model.get_layer(feeding_layers(conv)[0])
+        assert _is_relu(relu) and feeding_layers(relu) == [bn.name], f"conv '{part}' must take ReLU(BatchNorm '{part}') as input"
+        assert (conv.filters, tuple(conv.kernel_size), tuple(conv.strides), conv.padding) == (n, (kernel, kernel), (1, 1), padding), (
+            f"conv '{part}' must have {n} filters ({n_name}) of shape ({kernel}, {kernel}), strides (1, 1), padding='{padding}'"
+        )
+        step_input, where = conv.name, f"on the output of conv '{part}'"
+    assert set(feeding_layers(adds[0])) == {conv_base + "2c", model.layers[0].name}, (
+        "the Add must take the output of conv '2c' and the block's input X_shortcut"
+    )
+    assert model.layers[-1] is adds[0], "nothing comes after the addition: return the output of the Add"
+
+
 RESNET50_STAGES = {2: ([64, 64, 256], "abc", 1), 3: ([128, 128, 512], "abcd", 2), 4: ([256, 256, 1024], "abcdef", 2), 5: ([512, 512, 2048], "abc", 2)}
 RESNET50_CONV_PARAMS = 23_587_712  # all of ResNet50 but its output layer, whatever the input size
 

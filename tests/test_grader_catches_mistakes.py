@@ -1,7 +1,8 @@
 """Wrong solutions lose points: the hidden tests fail each one, the public tests name the mistake.
+Correct solutions written another way keep full marks.
 
-The wrong solutions are the catalogue in tools/mutations.py: the notebooks' own solution
-with one small edit each. These checks run the notebook cells in this process (no kernel,
+The solutions are the catalogue in tools/mutations.py: the notebooks' own solution with one
+small edit each, wrong or right. These checks run the notebook cells in this process (no kernel,
 no nbgrader), so they are quick; tests/test_grading.py grades whole submissions end to end.
 """
 
@@ -12,7 +13,7 @@ import re
 import nbformat
 import pytest
 
-from tools.mutations import MUTATIONS, reference_solutions
+from tools.mutations import CORRECT_VARIANTS, MUTATIONS, OPTIONAL_MUTATIONS, reference_solutions
 from tools.notebook_source import BLOCKS_NOTEBOOK, RESNET_NOTEBOOK, solution_source
 
 
@@ -62,3 +63,48 @@ def test_public_tests_name_each_mistake(mutation):
     solutions = {**reference_solutions(), mutation.grade_id: mutation.source()}
     with pytest.raises(AssertionError, match=re.escape(mutation.message)):
         run_cell(f"{mutation.grade_id}_public", mutation.notebook, solutions)
+
+
+def test_the_catalogue_leaves_out_training_in_every_exercise():
+    flagged = {mutation.grade_id for mutation in MUTATIONS if "ignores the training argument" in mutation.message}
+    assert flagged == {grade_id for grade_id, _ in GRADED}
+    assert any("without training=" in mutation.name for mutation in MUTATIONS if mutation.grade_id == "identity_block")
+
+
+def test_the_catalogue_has_correct_variants_of_every_exercise():
+    assert {variant.grade_id for variant in CORRECT_VARIANTS} == {grade_id for grade_id, _ in GRADED}
+
+
+@pytest.mark.parametrize("variant", CORRECT_VARIANTS, ids=lambda variant: variant.name)
+@pytest.mark.parametrize("kind", ["public", "hidden"])
+def test_correct_solutions_written_another_way_pass_public_and_hidden_tests(variant, kind):
+    solutions = {**reference_solutions(), variant.grade_id: variant.source()}
+    run_cell(f"{variant.grade_id}_{kind}", variant.notebook, solutions)
+
+
+def run_optional_test(solution: str) -> None:
+    namespace: dict = {}
+    exec(first_code_cell(BLOCKS_NOTEBOOK), namespace)
+    exec(solution, namespace)
+    exec(solution_source("preactivation_block_public"), namespace)
+
+
+def test_the_optional_exercise_passes_its_own_test():
+    run_optional_test(reference_solutions()["preactivation_block"])
+
+
+@pytest.mark.parametrize("mutation", OPTIONAL_MUTATIONS, ids=lambda mutation: mutation.name)
+def test_the_optional_exercise_names_each_mistake(mutation):
+    with pytest.raises(AssertionError, match=re.escape(mutation.message)):
+        run_optional_test(mutation.source())
+
+
+BLOCK_FLAG_MISTAKES = [mutation for mutation in MUTATIONS
+                       if mutation.grade_id != "resnet50" and "ignores the training argument" in mutation.message]
+
+
+@pytest.mark.parametrize("mutation", BLOCK_FLAG_MISTAKES, ids=lambda mutation: mutation.name)
+@pytest.mark.parametrize("kind", ["public", "hidden"])
+def test_a_block_that_ignores_training_costs_points_in_notebook_2_only(mutation, kind):
+    solutions = {**reference_solutions(), mutation.grade_id: mutation.source()}
+    run_cell(f"resnet50_{kind}", RESNET_NOTEBOOK, solutions)
