@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
 NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg
 
-.PHONY: lab test test-all test-portable test-grading-layouts test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade bench-grade
+.PHONY: lab test test-all test-portable test-grading-layouts test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file or the Python version changes).
@@ -92,11 +92,20 @@ evaluate-pretrained: $(READY)
 release: $(READY)
 	$(BIN)/python -m tools.release
 
-# Instructors: grade SUBMISSIONS=DIR holding <student_id>/<notebook>.ipynb into grades/ (nbgrader autograde);
-# GRADE_OPTIONS="--timeout 120 --no-sandbox ..." (python -m tools.grade --help lists them).
+# Instructors: grade SUBMISSIONS=DIR holding <student_id>/<notebook>.ipynb into grades/ (nbgrader autograde); a rerun
+# continues where the last one stopped. SHARD=i/N grades one shard into grades/shard-i-of-N/ (then make merge-grades).
+# GRADE_OPTIONS="--timeout 120 --restart --no-sandbox ..." (python -m tools.grade --help lists them).
 grade: $(READY)
-	@test -n "$(SUBMISSIONS)" || { echo "Usage: make grade SUBMISSIONS=path/to/submissions"; exit 2; }
-	$(BIN)/python -m tools.grade "$(SUBMISSIONS)" $(GRADE_OPTIONS)
+	@test -n "$(SUBMISSIONS)" || { echo "Usage: make grade SUBMISSIONS=path/to/submissions [SHARD=i/N]"; exit 2; }
+	$(BIN)/python -m tools.grade "$(SUBMISSIONS)" $(if $(SHARD),--shard $(SHARD)) $(GRADE_OPTIONS)
+
+# Instructors: merge grades/shard-*-of-N/ into grades/grades.csv and grades/feedback/ (MERGE_OPTIONS=--force replaces).
+merge-grades: $(READY)
+	$(BIN)/python -m tools.grade merge grades/shard-*-of-*/ --out grades $(MERGE_OPTIONS)
+
+# Instructors: grades/lms_gradebook.csv (Canvas, Moodle) and grades/gradescope/<student_id>/results.json.
+export-grades: $(READY)
+	$(BIN)/python -m tools.grade export grades --format lms gradescope
 
 # Prints how many submissions per minute `make grade` handles on this machine.
 bench-grade: $(READY)

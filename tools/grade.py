@@ -12,6 +12,13 @@ Student code runs in a bubblewrap sandbox (tools/sandbox_kernel.py): without net
 folder holding only the release files and the student's notebooks, unable to see the kit
 (source notebooks, .git), the gradebook or other students. Where that sandbox cannot be built,
 grading stops (exit code 2) unless --no-sandbox says to grade unprotected, which every row then says.
+
+At scale: `--shard i/N` grades the students whose id hashes to shard i of N, on as many machines as
+there are shards; `python -m tools.grade merge OUT1 OUT2 ...` joins their outputs and `python -m
+tools.grade export GRADES --format lms gradescope` writes them for an LMS or Gradescope
+(tools/grade_outputs.py). Each student's rows are kept in `OUT/results/<student_id>.json` as soon
+as they are graded, so a run that stops (Ctrl-C, a lost machine) continues where it stopped when
+the same command runs again; --restart grades everyone again.
 """
 
 from __future__ import annotations
@@ -19,15 +26,20 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import csv
+import functools
+import hashlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,11 +47,13 @@ import nbformat
 
 from resnets_utils import KIT_DIR
 from tools.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader, write_config
+from tools.notebook_source import NOTEBOOKS
 from tools.sandbox_kernel import KERNEL_NAMESPACES, SANDBOX_FAILED
 
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 GRADING_FILES = ("resnets_utils.py",)  # what the graded notebooks need beside them
+GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py")  # in tools/
 SANDBOX_KERNEL = KIT_DIR / "tools" / "sandbox_kernel.py"
 BWRAP_VARIABLE = "RESNETS_BWRAP"  # where bwrap is, when it is not `bwrap` on PATH
 # Each worker runs in its own network namespace, whose loopback bwrap brings up (nbgrader and the kernel talk over
@@ -55,6 +69,9 @@ To grade anyway, unprotected (student code can then read the hidden tests and ot
 work, and use the network): {{command}} --no-sandbox
 Every row of grades.csv then says so."""
 COLUMNS = ("student_id", "notebook", "grade_id", "score", "max_score", "status", "reason")
+GRADER_PROBLEM = "GRADER PROBLEM"  # how a row starts when the grader failed, not the student
+RESULTS = "results"  # OUT/results/<student_id>.json: one student's rows, kept as soon as they are graded
+SHARD_FILE = "shard.txt"  # OUT/shard.txt: "i/N" when OUT holds one shard, so that merge can tell a shard is missing
 
 
 class GradingError(RuntimeError):
@@ -155,16 +172,21 @@ c.Autograde.autograde_preprocessors = [ShowStudentFiles, SkipDemos, Execute, Ign
 """)
 
 
-def run_worker(prefix: list[str], run: Path, student: str, timeout: float) -> None:
-    """Grade one student in a child process; a hang past `timeout` is killed and recorded."""
+def run_worker(prefix: list[str], run: Path, student: str, timeout: float, stop: threading.Event) -> bool:
+    """Grade one student in a child process; a hang past `timeout` is killed and recorded. False if `stop` came first."""
     home = run / student
     command = [*prefix, sys.executable, "-m", "tools.grade", "--worker", str(home)]
+    started = time.monotonic()
     with open(home / "logs" / "worker.log", "w") as log:
-        try:
-            subprocess.run(command, cwd=KIT_DIR, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                           start_new_session=True)
-        except subprocess.TimeoutExpired:
-            (home / "worker-timeout").write_text(f"{timeout:.0f}")
+        worker = subprocess.Popen(command, cwd=KIT_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        while worker.poll() is None:
+            if stop.wait(0.25) or time.monotonic() - started > timeout:
+                os.killpg(worker.pid, signal.SIGKILL)  # its session: nbgrader and the kernel too, where no PID namespace holds them
+                worker.wait()
+                if stop.is_set():
+                    return False
+                (home / "worker-timeout").write_text(f"{timeout:.0f}")
+    return True
 
 
 def grade_cells(notebook: Path) -> list[tuple[str, float]]:
@@ -200,6 +222,11 @@ def collect(run: Path, master: Path, student: str, notebooks: list[str], problem
     return rows
 
 
+def in_csv_order(rows: list[Row]) -> list[Row]:
+    """The rows as grades.csv lists them: by student, then notebook; a stable sort, so cells keep the notebook's order."""
+    return sorted(rows, key=lambda row: (row.student_id, row.notebook))
+
+
 def write_grades(rows: list[Row], out: Path) -> Path:
     """Write grades.csv next to the old one, then swap, so a crash never leaves half a file."""
     out.mkdir(parents=True, exist_ok=True)
@@ -222,12 +249,139 @@ def copy_feedback(run: Path, student: str, out: Path) -> None:
             shutil.copy2(page, target / page.name)
 
 
-def grade_class(submissions: Path, out: Path, args) -> list[Row]:
+def grade_student(student_dir: Path, stop: threading.Event, *, run: Path, master: Path, notebooks: list[str],
+                  prefix: list[str], bwrap: str | None, hidden: list[Path], out: Path, args) -> list[Row]:
+    """Grade one student in a worker of their own, copy their feedback pages to `out` and return their rows."""
+    student = student_dir.name
+    problems = prepare_student(run, master, student_dir, notebooks)
+    worker_settings(run, student, hidden, bwrap, args)
+    if not run_worker(prefix, run, student, args.student_timeout, stop):
+        return []  # stopped: the run is ending, and these rows would be incomplete
+    copy_feedback(run, student, out)
+    return collect(run, master, student, notebooks, problems)
+
+
+# --- Many students: shards, results kept one by one --------------------------------------------
+
+
+def shard_argument(text: str) -> tuple[int, int]:
+    """--shard i/N as (i, N), for argparse, which turns the error into a usage message."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not i/N, shard i of N (for example 1/3)")
+    index, count = int(match[1]), int(match[2])
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"{text!r}: shards are numbered 1/N to N/N, and N is at least 1")
+    return index, count
+
+
+def in_shard(student: str, shard: tuple[int, int]) -> bool:
+    """True when shard i/N grades `student`: SHA-256 of the id, mod N, which every machine computes alike
+    (Python's hash() of a string changes from one process to the next)."""
+    index, count = shard
+    return int(hashlib.sha256(student.encode()).hexdigest(), 16) % count == index - 1
+
+
+def class_folders(submissions: Path) -> list[Path]:
+    """The student folders of `submissions`, sorted."""
     if not submissions.is_dir():
         raise GradingError(f"Submissions folder not found: {submissions}. It should hold <student_id>/<notebook>.ipynb.")
     student_dirs = sorted(path for path in submissions.iterdir() if path.is_dir() and not path.name.startswith("."))
     if not student_dirs:
         raise GradingError(f"{submissions} has no student folders; expected {submissions}/<student_id>/<notebook>.ipynb.")
+    return student_dirs
+
+
+def mark_shard(out: Path, shard: tuple[int, int] | None) -> None:
+    """Write in OUT/shard.txt which shard OUT holds, so that merge can tell when one is missing; none for a whole class."""
+    if shard:
+        (out / SHARD_FILE).write_text(f"{shard[0]}/{shard[1]}\n")
+    else:
+        (out / SHARD_FILE).unlink(missing_ok=True)
+
+
+def grading_key(notebooks: list[str], args) -> str:
+    """A digest of what decides a grade besides the submission: the source notebooks with their hidden tests,
+    the files graded beside them, the grader's code and the options that change scores."""
+    digest = hashlib.sha256()
+    for path in [*(NOTEBOOKS / f"{notebook}.ipynb" for notebook in notebooks), *(KIT_DIR / name for name in GRADING_FILES),
+                 *(KIT_DIR / "tools" / name for name in GRADER_CODE)]:
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(json.dumps([args.sandbox, args.timeout, args.memory, args.student_timeout]).encode())
+    return digest.hexdigest()
+
+
+def submission_fingerprint(student_dir: Path, notebooks: list[str], grading: str) -> str:
+    """What a kept result must match to be used again: the student's notebooks (or their absence) and `grading`."""
+    digest = hashlib.sha256(grading.encode())
+    for notebook in notebooks:
+        path = student_dir / f"{notebook}.ipynb"
+        digest.update(f"{notebook}:{hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else 'missing'};".encode())
+    return digest.hexdigest()
+
+
+def keep_result(results: Path, student: str, fingerprint: str, rows: list[Row]) -> None:
+    """Write one student's rows to `results/<student>.json` whole or not at all (a temporary file, then a rename)."""
+    results.mkdir(parents=True, exist_ok=True)
+    partial = results / f"{student}.json.partial"
+    partial.write_text(json.dumps({"fingerprint": fingerprint, "rows": [asdict(row) for row in rows]}))
+    os.replace(partial, results / f"{student}.json")
+
+
+def kept_results(results: Path, fingerprints: dict[str, str]) -> dict[str, list[Row]]:
+    """The rows an earlier run kept for students whose submission and grading are unchanged,
+    except where the grader itself failed: those are graded again."""
+    kept = {}
+    for student, fingerprint in fingerprints.items():
+        path = results / f"{student}.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            rows = [Row(**row) for row in saved["rows"]]
+            if saved["fingerprint"] == fingerprint and not any(row.reason.startswith(GRADER_PROBLEM) for row in rows):
+                kept[student] = rows
+    return kept
+
+
+def grade_remaining(students: list[Path], fingerprints: dict[str, str], results: Path, workers: int,
+                    grade: Callable[[Path, threading.Event], list[Row]]) -> list[Row]:
+    """Every student's rows: those kept in `results` by an earlier run, and the others graded now with
+    `grade(student_dir, stop)`, `workers` at a time, each kept there as soon as it is done.
+
+    That is what lets a run that stopped (Ctrl-C, a lost machine) continue where it stopped. On Ctrl-C
+    or an error, `stop` is set, and `grade` must then return soon.
+    """
+    kept = kept_results(results, fingerprints)
+    todo = [path for path in students if path.name not in kept]
+    if kept:
+        print(f"Continuing: {len(kept)} of {len(students)} students were graded by an earlier run (kept in {results}); "
+              f"grading the other {len(todo)} (--restart grades everyone again).")
+    rows = [row for student_rows in kept.values() for row in student_rows]
+    graded, stop = len(kept), threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        jobs = {pool.submit(grade, path, stop): path.name for path in todo}
+        try:
+            for job in concurrent.futures.as_completed(jobs):
+                student, student_rows = jobs[job], job.result()
+                keep_result(results, student, fingerprints[student], student_rows)
+                rows += student_rows
+                graded += 1
+                print(f"  [{graded}/{len(students)}] {student}", flush=True)
+        except BaseException:
+            stop.set()
+            pool.shutdown(cancel_futures=True)
+            print(f"Stopped with {graded} of {len(students)} students graded, kept in {results}. "
+                  "The same command grades the others.", file=sys.stderr)
+            raise
+    return rows
+
+
+def grade_class(submissions: Path, out: Path, args) -> list[Row]:
+    everyone = class_folders(submissions)
+    student_dirs = [path for path in everyone if not args.shard or in_shard(path.name, args.shard)]
+    if args.shard:
+        print(f"Shard {args.shard[0]}/{args.shard[1]}: {len(student_dirs)} of the {len(everyone)} students.")
+        if not student_dirs:
+            return []
     if args.sandbox:
         bwrap = os.environ.get(BWRAP_VARIABLE) or shutil.which("bwrap")
         prefix = worker_prefix(bwrap)
@@ -238,11 +392,15 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
     print(f"Grading {len(student_dirs)} students with {args.workers} workers; {isolation}.")
     notebooks = graded_notebooks()
     out.mkdir(parents=True, exist_ok=True)  # before the kernels start, so that the sandbox can hide it
+    if args.restart:
+        shutil.rmtree(out / RESULTS, ignore_errors=True)
+    valid = [path for path in student_dirs if STUDENT_ID.match(path.name)]
+    grading = grading_key(notebooks, args)
+    fingerprints = {path.name: submission_fingerprint(path, notebooks, grading) for path in valid}
     run = Path(tempfile.mkdtemp(prefix="resnets-grading-")).resolve()
     try:
         master = run / "master"
         build_course(master)
-        valid = [path for path in student_dirs if STUDENT_ID.match(path.name)]
         rows = [
             Row(path.name, notebook, grade_id, 0.0, points, "not graded",
                 "the folder name is not a usable student id (letters, digits, _ . @ + - only)")
@@ -250,19 +408,10 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
             for notebook in notebooks
             for grade_id, points in grade_cells(master / "source" / ASSIGNMENT / f"{notebook}.ipynb")
         ]
-        problems = {path.name: prepare_student(run, master, path, notebooks) for path in valid}
-        students = [path.name for path in valid]
         hidden = [KIT_DIR, submissions.resolve(), out.resolve(), run]  # the sandbox shows only Python and the student's folder
-        for student in students:
-            worker_settings(run, student, hidden, bwrap, args)
-        with concurrent.futures.ThreadPoolExecutor(args.workers) as pool:
-            jobs = {pool.submit(run_worker, prefix, run, student, args.student_timeout): student for student in students}
-            for done, job in enumerate(concurrent.futures.as_completed(jobs), start=1):
-                student = jobs[job]
-                rows += collect(run, master, student, notebooks, problems[student])
-                copy_feedback(run, student, out)
-                print(f"  [{done}/{len(students)}] {student}", flush=True)
-        rows.sort(key=lambda row: (row.student_id, row.notebook))
+        grade = functools.partial(grade_student, run=run, master=master, notebooks=notebooks, prefix=prefix, bwrap=bwrap,
+                                  hidden=hidden, out=out, args=args)
+        rows = in_csv_order(rows + grade_remaining(valid, fingerprints, out / RESULTS, args.workers, grade))
         if not args.sandbox:
             for row in rows:
                 row.reason = f"{row.reason}; {UNSANDBOXED}" if row.reason else UNSANDBOXED
@@ -389,10 +538,21 @@ def worker(home: Path) -> None:
     (home / "results.json").write_text(json.dumps(results))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["merge"], ["export"]):
+        from tools import grade_outputs  # it imports this module, so it cannot be imported at the top
+        return grade_outputs.main(argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Also: `python -m tools.grade merge OUT1 OUT2 ... --out MERGED` and "
+               "`python -m tools.grade export GRADES --format lms gradescope` (each with --help).")
     parser.add_argument("submissions", type=Path, nargs="?", help="folder of <student_id>/<notebook>.ipynb")
-    parser.add_argument("--out", type=Path, default=GRADES_DIR, help="where grades.csv and feedback/ go")
+    parser.add_argument("--out", type=Path, help="where grades.csv and feedback/ go (default grades/, with --shard grades/shard-i-of-N/)")
+    parser.add_argument("--shard", type=shard_argument, metavar="i/N",
+                        help="grade only shard i of N: the students whose id hashes to it (merge the N outputs with `merge`)")
+    parser.add_argument("--restart", action="store_true",
+                        help="grade every student again, instead of keeping the results an earlier run left in OUT/results")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="students graded at once")
     parser.add_argument("--timeout", type=float, default=60, help="seconds one cell may run")
     parser.add_argument("--student-timeout", type=float, default=900, help="seconds one student may take in all")
@@ -401,11 +561,14 @@ def main() -> None:
     parser.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                         help="grade where no sandbox can be built: student code can read everything and use the network")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
         return worker(args.worker)
     if args.submissions is None:
         parser.error("name the submissions folder: python -m tools.grade SUBMISSIONS")
+    if args.out is None:
+        args.out = GRADES_DIR / f"shard-{args.shard[0]}-of-{args.shard[1]}" if args.shard else GRADES_DIR
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a batch system's stop ends the run as Ctrl-C does
     start = time.perf_counter()
     try:
         rows = grade_class(args.submissions, args.out, args)
@@ -415,16 +578,20 @@ def main() -> None:
         sys.exit(2)
     except GradingError as error:
         sys.exit(f"Error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(130)
     path = write_grades(rows, args.out)
+    mark_shard(args.out, args.shard)
     students = sorted({row.student_id for row in rows})
     minutes = (time.perf_counter() - start) / 60
     print(f"Wrote {path} ({len(rows)} rows) and feedback for {len(students)} students in {minutes:.1f} min.")
     for student in students:
         mine = [row for row in rows if row.student_id == student]
         print(f"  {student}: {sum(row.score for row in mine):g} / {sum(row.max_score for row in mine):g}")
-    broken = sorted({row.student_id for row in rows if row.reason.startswith("GRADER PROBLEM")})
+    broken = sorted({row.student_id for row in rows if row.reason.startswith(GRADER_PROBLEM)})
     if broken:
-        print(f"WARNING: the grader itself failed for {', '.join(broken)}; their rows say 'GRADER PROBLEM'. Grade them again.")
+        print(f"WARNING: the grader itself failed for {', '.join(broken)}; their rows say '{GRADER_PROBLEM}'. "
+              "The same command grades them again (and keeps the others).")
 
 
 if __name__ == "__main__":
