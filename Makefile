@@ -4,14 +4,17 @@
 SUPPORTED_PYTHONS := 3.13 3.12 3.11
 OLDEST_PYTHON_VERSION := $(lastword $(SUPPORTED_PYTHONS))
 OLDEST_PYTHON ?= python$(OLDEST_PYTHON_VERSION)
-PYTHON ?= $(shell for v in $(SUPPORTED_PYTHONS); do python$$v -c '' 2>/dev/null && { command -v python$$v; exit; }; done; command -v python3)
-PYTHON_VERSION := $(shell "$(PYTHON)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 VENV ?= .venv
+# An existing environment keeps its Python, so that finding another one (a shell where another Python comes
+# first on PATH) never rebuilds it; PYTHON=... still asks for another.
+KEPT_PYTHON := $(shell "$(VENV)/bin/python" -c 'import sys; print(sys._base_executable if "%d.%d" % sys.version_info[:2] in "$(SUPPORTED_PYTHONS)".split() else "")' 2>/dev/null)
+PYTHON ?= $(or $(KEPT_PYTHON),$(shell for v in $(SUPPORTED_PYTHONS); do python$$v -c '' 2>/dev/null && { command -v python$$v; exit; }; done; command -v python3))
+PYTHON_VERSION := $(shell "$(PYTHON)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
 NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg
 
-.PHONY: lab test test-all test-portable test-grading-layouts test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade
+.PHONY: setup lab test test-all test-portable test-grading-layouts test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file or the Python version changes).
@@ -29,6 +32,9 @@ $(READY): requirements.txt requirements-dev.txt pyproject.toml
 # JupyterLab on the course, with the kit's kernel; prints the link to open (as root too).
 lab: $(READY)
 	$(BIN)/python -m tools.lab $(LAB_OPTIONS)
+
+# The set-up alone: .venv/ with the pinned packages and the kit (what every target does first).
+setup: $(READY)
 
 # Every test but the browser ones and the grading layouts, and nbval over every notebook.
 test: $(READY)

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -210,6 +211,7 @@ def test_a_run_stopped_by_ctrl_c_continues_and_ends_as_an_uninterrupted_one(subm
     assert stopped == [True]
     kept = {path.stem for path in (out / grade.RESULTS).glob("*.json")}
     assert len(kept) == 5 and not (out / "grades.csv").exists()
+    assert log_lines(out)[-1].startswith(f"stopped (KeyboardInterrupt): 5/{len(STUDENTS)} students done")
     graded_now: list[str] = []
     fake_run(submissions, out, grade_student=fake_grader(out, graded_now))
     assert sorted(graded_now) == sorted(set(STUDENTS) - kept)
@@ -270,6 +272,63 @@ def test_a_worker_past_its_time_is_killed_and_recorded(tmp_path):
     prefix, run = sleeping_worker(tmp_path)
     assert grade.run_worker(prefix, run, "alice", 1, threading.Event()) is True
     assert (run / "alice" / "worker-timeout").read_text() == "1"
+
+
+# --- Progress -----------------------------------------------------------------------------------
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (.*)$")
+STUDENT_LINE = re.compile(r"^\[(\d+)/(\d+)\] (\S+): ([\d.]+)/([\d.]+) points(, GRADER PROBLEM)?; "
+                          r"failures: (\d+) students, grader problems: (\d+); elapsed [\d:]+, ETA [\d:]+$")
+
+
+def log_lines(out: Path) -> list[str]:
+    """The lines of OUT/grading.log without their timestamps, each checked to have one."""
+    lines = (out / grade.LOG_FILE).read_text().splitlines()
+    assert all(LOG_LINE.match(line) for line in lines), lines
+    return [LOG_LINE.match(line)[1] for line in lines]
+
+
+def test_the_log_has_a_line_per_student_with_done_total_and_failures_so_far(submissions, tmp_path, capsys):
+    out, full_marks = tmp_path / "grades", {"alice", "eve", "Zoe", "0042"}
+    grade_with_problems = fake_grader(out, grader_problem="carol")
+
+    def some_with_full_marks(student_dir: Path, stop: threading.Event) -> list[Row]:
+        rows = grade_with_problems(student_dir, stop)
+        if student_dir.name in full_marks:
+            return [Row(row.student_id, row.notebook, row.grade_id, row.max_score, row.max_score, "passed", "") for row in rows]
+        return rows
+
+    fake_run(submissions, out, grade_student=some_with_full_marks)
+    start, *graded, end = log_lines(out)
+    assert start.startswith("start on ") and f"{len(STUDENTS)} students, 0 kept from an earlier run" in start
+    failing, problems = set(), set()
+    for done, line in enumerate(graded, start=1):
+        match = STUDENT_LINE.match(line)
+        assert match, line
+        student = match[3]
+        failing |= set() if student in full_marks else {student}
+        problems |= {student} if student == "carol" else set()
+        assert (int(match[1]), int(match[2])) == (done, len(STUDENTS))
+        assert bool(match[6]) == (student == "carol")
+        assert (int(match[7]), int(match[8])) == (len(failing), len(problems)), line
+    assert sorted(STUDENT_LINE.match(line)[3] for line in graded) == sorted(STUDENTS)
+    assert end.startswith(f"finished: {len(STUDENTS)}/{len(STUDENTS)} students done; "
+                          f"failures: {len(STUDENTS) - len(full_marks)} students, grader problems: 1; elapsed")
+    printed = capsys.readouterr().out  # not a terminal: the same lines, without the bar
+    assert all(f"  {line.split('; elapsed')[0]}" in printed for line in graded)
+
+
+def test_a_continued_run_counts_on_from_the_kept_students_in_the_same_log(submissions, tmp_path):
+    out = tmp_path / "grades"
+    fake_run(submissions, out)
+    (submissions / "bob" / "03_resnet50.ipynb").write_text("handed in again, late")
+    fake_run(submissions, out)
+    lines = log_lines(out)
+    assert len(lines) == 2 + len(STUDENTS) + 3  # appended: the first run, then a start, bob, an end
+    start, bob, end = lines[-3:]
+    assert f"{len(STUDENTS) - 1} kept from an earlier run, 1 to grade with 2 workers" in start
+    assert STUDENT_LINE.match(bob).group(1, 2, 3) == (str(len(STUDENTS)), str(len(STUDENTS)), "bob")
+    assert end.startswith(f"finished: {len(STUDENTS)}/{len(STUDENTS)} students done")
 
 
 # --- Exports ------------------------------------------------------------------------------------

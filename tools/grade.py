@@ -18,7 +18,9 @@ there are shards; `python -m tools.grade merge OUT1 OUT2 ...` joins their output
 tools.grade export GRADES --format lms gradescope` writes them for an LMS or Gradescope
 (tools/grade_outputs.py). Each student's rows are kept in `OUT/results/<student_id>.json` as soon
 as they are graded, so a run that stops (Ctrl-C, a lost machine) continues where it stopped when
-the same command runs again; --restart grades everyone again.
+the same command runs again; --restart grades everyone again. The progress (students done, failures
+so far, ETA) shows on the terminal and goes to `OUT/grading.log`; deploy/ has the launchers for
+Kubernetes and Slurm.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
+from tqdm import tqdm
 
 from resnets_utils import KIT_DIR
 from tools.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader, write_config
@@ -72,6 +76,7 @@ COLUMNS = ("student_id", "notebook", "grade_id", "score", "max_score", "status",
 GRADER_PROBLEM = "GRADER PROBLEM"  # how a row starts when the grader failed, not the student
 RESULTS = "results"  # OUT/results/<student_id>.json: one student's rows, kept as soon as they are graded
 SHARD_FILE = "shard.txt"  # OUT/shard.txt: "i/N" when OUT holds one shard, so that merge can tell a shard is missing
+LOG_FILE = "grading.log"  # OUT/grading.log: a timestamped line per student graded, with the progress, appended run after run
 
 
 class GradingError(RuntimeError):
@@ -342,13 +347,81 @@ def kept_results(results: Path, fingerprints: dict[str, str]) -> dict[str, list[
     return kept
 
 
+def has_failures(rows: list[Row]) -> bool:
+    """True when a student lost points somewhere: a cell that failed or could not be graded."""
+    return any(row.status != "passed" for row in rows)
+
+
+def grader_failed(rows: list[Row]) -> bool:
+    return any(row.reason.startswith(GRADER_PROBLEM) for row in rows)
+
+
+class Progress:
+    """Students done / total, failures so far, time elapsed and ETA, after each student.
+
+    On a terminal: a tqdm bar on stderr, and a line per student above it. Elsewhere (a batch system's
+    log file): the line per student only, on stdout. Always: the same line with a timestamp appended to
+    `log` (OUT/grading.log), with a line when the run starts and one when it ends, so a shard on a
+    cluster can be followed with `tail -f`. The ETA counts only students graded by this run.
+    """
+
+    def __init__(self, total: int, kept: dict[str, list[Row]], log: Path):
+        self.total, self.done, self.graded_now = total, len(kept), 0
+        self.failures = {student for student, rows in kept.items() if has_failures(rows)}
+        self.grader_problems = {student for student, rows in kept.items() if grader_failed(rows)}
+        self.log, self.started = log, time.monotonic()
+        self.bar = tqdm(total=total, initial=self.done, unit="student", file=sys.stderr, disable=None, dynamic_ncols=True)
+
+    def write(self, text: str) -> None:
+        log_line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "a") as file:
+            file.write(log_line)
+
+    def failures_so_far(self) -> str:
+        return f"failures: {len(self.failures)} students, grader problems: {len(self.grader_problems)}"
+
+    def times(self) -> str:
+        elapsed = time.monotonic() - self.started
+        left = self.total - self.done
+        eta = tqdm.format_interval(elapsed / max(self.graded_now, 1) * left) if self.graded_now or not left else "?"
+        return f"elapsed {tqdm.format_interval(elapsed)}, ETA {eta}"
+
+    def start(self, todo: int, workers: int) -> None:
+        self.write(f"start on {socket.gethostname()}: {self.total} students, {self.done} kept from an earlier run, "
+                   f"{todo} to grade with {workers} workers; {self.failures_so_far()}")
+
+    def graded(self, student: str, rows: list[Row]) -> None:
+        self.done += 1
+        self.graded_now += 1
+        if has_failures(rows):
+            self.failures.add(student)
+        if grader_failed(rows):
+            self.grader_problems.add(student)
+        score, points = sum(row.score for row in rows), sum(row.max_score for row in rows)
+        result = f"{score:g}/{points:g} points" + (f", {GRADER_PROBLEM}" if grader_failed(rows) else "")
+        line = f"[{self.done}/{self.total}] {student}: {result}; {self.failures_so_far()}; {self.times()}"
+        self.write(line)
+        self.bar.set_postfix_str(self.failures_so_far(), refresh=False)
+        self.bar.update()
+        if self.bar.disable:
+            print(f"  {line}", flush=True)
+        else:
+            self.bar.write(f"  {line}", file=sys.stdout)
+
+    def end(self, how: str) -> None:
+        self.bar.close()
+        self.write(f"{how}: {self.done}/{self.total} students done; {self.failures_so_far()}; {self.times()}")
+
+
 def grade_remaining(students: list[Path], fingerprints: dict[str, str], results: Path, workers: int,
                     grade: Callable[[Path, threading.Event], list[Row]]) -> list[Row]:
     """Every student's rows: those kept in `results` by an earlier run, and the others graded now with
     `grade(student_dir, stop)`, `workers` at a time, each kept there as soon as it is done.
 
     That is what lets a run that stopped (Ctrl-C, a lost machine) continue where it stopped. On Ctrl-C
-    or an error, `stop` is set, and `grade` must then return soon.
+    or an error, `stop` is set, and `grade` must then return soon. The progress goes to the terminal and
+    to OUT/grading.log, beside `results` (see Progress).
     """
     kept = kept_results(results, fingerprints)
     todo = [path for path in students if path.name not in kept]
@@ -356,7 +429,9 @@ def grade_remaining(students: list[Path], fingerprints: dict[str, str], results:
         print(f"Continuing: {len(kept)} of {len(students)} students were graded by an earlier run (kept in {results}); "
               f"grading the other {len(todo)} (--restart grades everyone again).")
     rows = [row for student_rows in kept.values() for row in student_rows]
-    graded, stop = len(kept), threading.Event()
+    stop = threading.Event()
+    progress = Progress(len(students), kept, results.parent / LOG_FILE)
+    progress.start(len(todo), workers)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         jobs = {pool.submit(grade, path, stop): path.name for path in todo}
         try:
@@ -364,14 +439,15 @@ def grade_remaining(students: list[Path], fingerprints: dict[str, str], results:
                 student, student_rows = jobs[job], job.result()
                 keep_result(results, student, fingerprints[student], student_rows)
                 rows += student_rows
-                graded += 1
-                print(f"  [{graded}/{len(students)}] {student}", flush=True)
-        except BaseException:
+                progress.graded(student, student_rows)
+        except BaseException as error:
             stop.set()
             pool.shutdown(cancel_futures=True)
-            print(f"Stopped with {graded} of {len(students)} students graded, kept in {results}. "
+            progress.end(f"stopped ({type(error).__name__})")
+            print(f"Stopped with {progress.done} of {len(students)} students graded, kept in {results}. "
                   "The same command grades the others.", file=sys.stderr)
             raise
+    progress.end("finished")
     return rows
 
 
@@ -538,11 +614,8 @@ def worker(home: Path) -> None:
     (home / "results.json").write_text(json.dumps(results))
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["merge"], ["export"]):
-        from tools import grade_outputs  # it imports this module, so it cannot be imported at the top
-        return grade_outputs.main(argv)
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m tools.grade SUBMISSIONS ...` (merge and export have their own, in grade_outputs)."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog="Also: `python -m tools.grade merge OUT1 OUT2 ... --out MERGED` and "
@@ -561,6 +634,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                         help="grade where no sandbox can be built: student code can read everything and use the network")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["merge"], ["export"]):
+        from tools import grade_outputs  # it imports this module, so it cannot be imported at the top
+        return grade_outputs.main(argv)
+    parser = argument_parser()
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.worker)

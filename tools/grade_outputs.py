@@ -160,8 +160,8 @@ def write_gradescope(rows: list[Row], folder: Path) -> list[Path]:
     return paths
 
 
-def main(argv: list[str]) -> None:
-    """`merge ...` or `export ...` (what `python -m tools.grade merge|export` runs); exit code 2 on a refusal."""
+def argument_parser() -> argparse.ArgumentParser:
+    """The command lines of `python -m tools.grade merge ...` and `python -m tools.grade export ...`."""
     parser = argparse.ArgumentParser(prog="python -m tools.grade", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     merging = commands.add_parser("merge", help="join shard outputs into one grades.csv and feedback/")
@@ -174,7 +174,12 @@ def main(argv: list[str]) -> None:
                            help=f"lms: {LMS_FILE}, one row per student; gradescope: gradescope/<student_id>/results.json")
     exporting.add_argument("--id-column", choices=LMS_ID_COLUMNS, default="SIS Login ID",
                            help="the LMS column that holds the student ids (the submission folder names)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    """`merge ...` or `export ...` (what `python -m tools.grade merge|export` runs); exit code 2 on a refusal."""
+    args = argument_parser().parse_args(argv)
     try:
         if args.command == "merge":
             path = merge(args.folders, args.out, args.force)
