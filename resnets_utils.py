@@ -159,6 +159,130 @@ def training_pipeline(
     return tf.data.Dataset.zip((batches, batch_seeds)).map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+# --- Training from scratch in a few minutes (notebook 4, `make pretrained`, `make bench`) --
+
+
+def validation_split(labels: np.ndarray, per_class: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (training indices, validation indices), with `per_class` images of each label held out.
+
+    The held-out images are picked at random with `seed`, the same on every run. Choose how
+    to train by the validation images, and keep the test set for the end: a test set you
+    have chosen by no longer tells how the model does on new images. `labels` may be a row
+    (the SIGNS files' shape) or a flat array. Raises ValueError when a label has fewer than
+    `per_class` images.
+    """
+    labels = np.asarray(labels).ravel()
+    names, counts = np.unique(labels, return_counts=True)
+    if counts.min() < per_class:
+        raise ValueError(f"label {names[counts.argmin()]} has {counts.min()} images, fewer than the {per_class} to hold out")
+    rng = np.random.default_rng(seed)
+    held_out = np.concatenate([rng.choice(np.flatnonzero(labels == label), per_class, replace=False) for label in names])
+    return np.setdiff1d(np.arange(len(labels)), held_out), np.sort(held_out)
+
+
+def cpu_has_bf16() -> bool:
+    """Return True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX instructions)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no way to tell, so assume not
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision_policy(gpus: int, bf16_cpu: bool, onednn: bool = True) -> str:
+    """Return the Keras dtype policy to train with: "mixed_bfloat16" or "float32".
+
+    Mixed bfloat16 (16-bit arithmetic, 32-bit weights) only on a CPU with bfloat16
+    instructions whose TensorFlow uses oneDNN, the library whose kernels run them: without
+    oneDNN (TF_ENABLE_ONEDNN_OPTS=0) TensorFlow's own kernels compute bfloat16 slower than
+    float32. With GPUs, float32, so that the kit's recipe stays one recipe.
+    """
+    return "mixed_bfloat16" if bf16_cpu and onednn and not gpus else "float32"
+
+
+def fast_precision() -> str:
+    """Return the dtype policy that trains fastest here (`make bench` measures it): see `precision_policy`.
+
+    Set it with `tf.keras.mixed_precision.set_global_policy` before you build a model: each
+    layer keeps the policy it was built with.
+    """
+    import tensorflow as tf
+
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
+    return precision_policy(len(tf.config.list_physical_devices("GPU")), cpu_has_bf16(), onednn)
+
+
+def set_batchnorm_momentum(model, momentum: float = 0.9) -> int:
+    """Set the momentum of every BatchNormalization layer in `model`; return how many layers that is.
+
+    The running averages that `evaluate` and `predict` use average BatchNorm's batch
+    statistics over about the last 1 / (1 - momentum) training steps. Keras' default, 0.99,
+    spans 100 steps, three epochs of SIGNS: after a short run the averages still describe
+    weights long gone, and a model that trained well predicts at chance. 0.9 spans 10 steps.
+    Call it before the first `fit`, which reads the momentum when it builds its training step.
+    """
+    import tensorflow as tf
+
+    def within(layers):  # the layers, and those of any model nested in them
+        return [inner for layer in layers for inner in [layer, *within(getattr(layer, "layers", []))]]
+
+    norms = [layer for layer in within(model.layers) if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = float(momentum)
+    return len(norms)
+
+
+def zero_init_residual(model) -> int:
+    """Set to zero the scale (gamma) of the last BatchNorm of every residual block's main path; return how many.
+
+    Those BatchNorms are named 'bn<stage><block>_branch2c' by the exercises' naming rule. With
+    a zero scale, each block's main path starts at F(x) = 0 and the block passes its input
+    on through the shortcut: at the start the deep network behaves like a shallow one and
+    learns fast, and each block learns its correction from there (Goyal et al. 2017).
+    """
+    import tensorflow as tf
+
+    last = [layer for layer in model.layers
+            if isinstance(layer, tf.keras.layers.BatchNormalization) and layer.name.endswith("_branch2c")]
+    for layer in last:
+        layer.gamma.assign(tf.zeros_like(layer.gamma))
+    return len(last)
+
+
+def warmup_cosine(steps_per_epoch: int, epochs: int, learning_rate: float):
+    """Return a Keras learning-rate schedule: linear warm-up from 0 to `learning_rate` over the
+    first epoch, then cosine decay to 0 at the last step of epoch `epochs`.
+
+    The warm-up keeps the first, large gradients of fresh weights from throwing them far
+    (Goyal et al. 2017); the decay lets the last epochs settle instead of bouncing
+    (Loshchilov and Hutter 2017). Call it with a step number: `schedule(step)`.
+    """
+    import tensorflow as tf
+
+    return tf.keras.optimizers.schedules.CosineDecay(
+        0.0, steps_per_epoch * max(1, epochs - 1), warmup_target=learning_rate, warmup_steps=steps_per_epoch
+    )
+
+
+def compile_for_short_training(
+    model, steps_per_epoch: int, epochs: int, learning_rate: float = 1e-3, label_smoothing: float = 0.1
+) -> None:
+    """Compile `model` for `epochs` epochs from scratch: Adam on the `warmup_cosine` schedule,
+    cross-entropy on one-hot labels with `label_smoothing`, and accuracy as the metric.
+
+    Label smoothing spreads that fraction of each label evenly over all classes (with 0.1 and
+    six digits, about 92% stays on the right one), so that the model cannot lower its loss by
+    growing ever more sure of a small training set. The defaults are notebook 4's.
+    """
+    import tensorflow as tf
+
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(warmup_cosine(steps_per_epoch, epochs, learning_rate)),
+        loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
 def _to_rgb8(image: Image.Image) -> Image.Image:
     """Return an 8-bit RGB copy: alpha on white, grayscale spread to 3 channels, 16-bit scaled."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):

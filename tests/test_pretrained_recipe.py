@@ -73,9 +73,114 @@ def test_exported_model_loads_as_float32_and_predicts_like_the_trained_one(tmp_p
 
 
 def test_bfloat16_only_on_a_cpu_that_has_it():
-    assert train_pretrained.precision_policy(gpus=0, bf16_cpu=True) == "mixed_bfloat16"
-    assert train_pretrained.precision_policy(gpus=0, bf16_cpu=False) == "float32"
-    assert train_pretrained.precision_policy(gpus=2, bf16_cpu=True) == "float32"
+    assert resnets_utils.precision_policy(gpus=0, bf16_cpu=True) == "mixed_bfloat16"
+    assert resnets_utils.precision_policy(gpus=0, bf16_cpu=False) == "float32"
+    assert resnets_utils.precision_policy(gpus=2, bf16_cpu=True) == "float32"
+
+
+def test_bfloat16_only_where_onednn_runs_it():
+    assert resnets_utils.precision_policy(gpus=0, bf16_cpu=True, onednn=False) == "float32"
+
+
+def test_fast_precision_is_float32_when_onednn_is_turned_off(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setattr(resnets_utils, "cpu_has_bf16", lambda: True)
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert resnets_utils.fast_precision() == ("float32" if gpus else "mixed_bfloat16")
+    for off in ("0", "false", "False"):
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", off)
+        assert resnets_utils.fast_precision() == "float32"
+    monkeypatch.setattr(resnets_utils, "cpu_has_bf16", lambda: False)
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    assert resnets_utils.fast_precision() == "float32"
+
+
+def test_validation_split_holds_out_the_same_number_of_each_label_and_nothing_else():
+    labels = (np.arange(60) % 6).reshape(1, 60)  # the SIGNS files' row of labels
+    train, val = resnets_utils.validation_split(labels, per_class=3, seed=4)
+    assert np.bincount(labels[0, val]).tolist() == [3] * 6
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(60)), "every image in exactly one part"
+    again, other = resnets_utils.validation_split(labels, per_class=3, seed=4)[1], resnets_utils.validation_split(labels, per_class=3, seed=5)[1]
+    assert again.tolist() == val.tolist() and other.tolist() != val.tolist(), "the seed, and only the seed, picks the images"
+
+
+def test_validation_split_names_a_label_with_too_few_images():
+    import pytest
+
+    with pytest.raises(ValueError, match="label 5 has 1 images, fewer than the 2"):
+        resnets_utils.validation_split(np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5]), per_class=2)
+
+
+def small_batchnorm_model():
+    """Two BatchNorm layers, one of them inside a nested model, and a Dense layer."""
+    import tensorflow as tf
+
+    inner = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.BatchNormalization(), tf.keras.layers.Dense(2)])
+    return tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.BatchNormalization(), inner])
+
+
+def test_set_batchnorm_momentum_reaches_every_batchnorm_also_in_nested_models():
+    import tensorflow as tf
+
+    model = small_batchnorm_model()
+    assert resnets_utils.set_batchnorm_momentum(model, 0.7) == 2
+    norms = [model.layers[0], model.layers[1].layers[0]]
+    assert all(isinstance(norm, tf.keras.layers.BatchNormalization) and norm.momentum == 0.7 for norm in norms)
+
+
+def test_batchnorm_momentum_set_after_building_is_what_fit_uses():
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.BatchNormalization()])
+    resnets_utils.set_batchnorm_momentum(model, 0.25)
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.full((8, 3), 4.0, dtype=np.float32)
+    model.fit(x, x, batch_size=8, epochs=1, verbose=0)
+    np.testing.assert_allclose(model.layers[0].moving_mean.numpy(), 0.25 * 0.0 + 0.75 * 4.0, rtol=1e-5)
+
+
+def test_zero_init_residual_makes_every_block_of_resnet50_start_as_its_shortcut():
+    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+    assert resnets_utils.zero_init_residual(model) == 16, "ResNet50 has 16 residual blocks"
+    gammas = {layer.name: layer.gamma.numpy() for layer in model.layers if layer.name.startswith("bn")}
+    assert all(np.all(gamma == 0) for name, gamma in gammas.items() if name.endswith("_branch2c"))
+    assert all(np.all(gamma == 1) for name, gamma in gammas.items() if not name.endswith("_branch2c")), "only the '2c' BatchNorms"
+
+
+def test_a_zero_initialized_identity_block_passes_its_input_through():
+    from tensorflow.keras import Input, Model
+
+    from tools.notebook_source import BLOCKS_NOTEBOOK
+
+    identity_block = resnets_utils.functions_from(BLOCKS_NOTEBOOK, "identity_block")
+    inputs = Input((4, 4, 6))
+    block = Model(inputs, identity_block(inputs, f=2, filters=[2, 4, 6], stage=1, block="a", training=None))
+    assert resnets_utils.zero_init_residual(block) == 1
+    x = np.random.default_rng(3).normal(size=(2, 4, 4, 6)).astype(np.float32)
+    np.testing.assert_allclose(block.predict(x, verbose=0), np.maximum(x, 0), atol=1e-6)
+
+
+def test_warmup_cosine_climbs_for_one_epoch_then_falls_to_zero_at_the_last_step():
+    schedule = resnets_utils.warmup_cosine(steps_per_epoch=10, epochs=5, learning_rate=1e-3)
+    rates = np.array([float(schedule(step)) for step in range(51)])
+    assert rates[0] == 0.0 and np.isclose(rates[10], 1e-3) and np.isclose(rates[50], 0.0, atol=1e-9)
+    assert np.all(np.diff(rates[:11]) > 0) and np.all(np.diff(rates[10:]) < 0)
+    assert np.isclose(rates[30], 0.5e-3, rtol=1e-3), "halfway through the decay, half the peak (a cosine)"
+
+
+def test_compile_for_short_training_uses_the_schedule_and_label_smoothing():
+    import tensorflow as tf
+
+    model = small_batchnorm_model()
+    resnets_utils.compile_for_short_training(model, steps_per_epoch=4, epochs=3, learning_rate=2e-3, label_smoothing=0.2)
+    assert isinstance(model.optimizer, tf.keras.optimizers.Adam)
+    assert float(model.optimizer.learning_rate) == 0.0, "the warm-up starts from zero"
+    x, y = np.ones((8, 3), np.float32), tf.keras.utils.to_categorical(np.arange(8) % 2, 2)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    assert np.isclose(float(model.optimizer.learning_rate), 2e-3), "after one epoch of warm-up, the peak"
+    assert model.loss.get_config()["label_smoothing"] == 0.2
 
 
 def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_path):
@@ -91,3 +196,14 @@ def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_p
     assert "accuracy on the kit SIGNS test set:" in result.stdout
     model = resnets_utils.load_pretrained(tmp_path / "resnet50_signs")
     assert model.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 6)
+
+
+def test_make_bench_reads_notebook_4s_run_settings_from_the_notebook():
+    import pytest
+
+    from tools.notebook_source import notebook_constant
+
+    epochs, batch_size, learning_rate = (notebook_constant(name) for name in ("EPOCHS", "BATCH_SIZE", "LEARNING_RATE"))
+    assert isinstance(epochs, int) and isinstance(batch_size, int) and 0 < learning_rate < 1
+    with pytest.raises(LookupError, match="sets no constant NO_SUCH_NAME"):
+        notebook_constant("NO_SUCH_NAME")

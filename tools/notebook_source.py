@@ -15,6 +15,7 @@ import resnets_utils
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 BLOCKS_NOTEBOOK = NOTEBOOKS / "02_residual_blocks.ipynb"
 RESNET_NOTEBOOK = NOTEBOOKS / "03_resnet50.ipynb"
+TRAINING_NOTEBOOK = NOTEBOOKS / "04_training.ipynb"
 
 
 def solution_source(grade_id: str, notebook: Path = BLOCKS_NOTEBOOK) -> str:
@@ -28,3 +29,16 @@ def solution_source(grade_id: str, notebook: Path = BLOCKS_NOTEBOOK) -> str:
 def reference_resnet50():
     """Return the notebooks' reference `ResNet50` function, with the blocks it calls."""
     return resnets_utils.functions_from(RESNET_NOTEBOOK, "ResNet50")
+
+
+def notebook_constant(name: str, notebook: Path = TRAINING_NOTEBOOK):
+    """Return the value of the first `NAME = <literal>` line in the notebook's code, such as notebook 4's EPOCHS."""
+    import ast
+
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.parse(cell.source).body:
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+                return ast.literal_eval(node.value)
+    raise LookupError(f"{notebook.name} sets no constant {name}")

@@ -4,9 +4,10 @@ The architecture is the notebooks' reference ResNet50 (read from the source note
 copied). It trains on the kit's generated SIGNS training set plus, when given, real hand
 photos DIR/<digit>/*.jpg, of which a seeded fifth per digit is held out and never trained
 on. Input pipeline: tf.data with augmentation suited to hand photos (mirror, small
-rotations, zoom, shifts, brightness and contrast); cosine learning-rate decay; mixed
-bfloat16 where the CPU has bf16 instructions; a checkpoint every epoch, and an
-interrupted run resumes where it stopped.
+rotations, zoom, shifts, brightness and contrast); one epoch of learning-rate warm-up, then
+cosine decay; mixed bfloat16 where the CPU has bf16 instructions and oneDNN is on
+(`resnets_utils.fast_precision`); a checkpoint every epoch, and an interrupted run resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -30,20 +31,6 @@ HOLDOUT_FRACTION = 0.2
 HOLDOUT_SEED = 2016
 
 
-def cpu_has_bf16() -> bool:
-    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where mixed precision pays."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def precision_policy(gpus: int, bf16_cpu: bool) -> str:
-    """mixed_bfloat16 on a CPU with bf16 instructions, float32 elsewhere (and on GPUs, to keep the recipe one recipe)."""
-    return "mixed_bfloat16" if bf16_cpu and not gpus else "float32"
-
-
 def load_real_photos(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return (train images, train labels, held-out images, held-out labels) from real photos."""
     images, labels, _ = read_photo_folder(folder, progress=False)
@@ -52,12 +39,10 @@ def load_real_photos(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate: float = LEARNING_RATE) -> None:
-    """Adam with one epoch of linear warm-up, then cosine decay to zero at the last step."""
+    """Adam with one epoch of linear warm-up, then cosine decay to zero at the last step (`resnets_utils.warmup_cosine`)."""
     import tensorflow as tf
 
-    schedule = tf.keras.optimizers.schedules.CosineDecay(
-        0.0, steps_per_epoch * max(1, epochs - 1), warmup_target=learning_rate, warmup_steps=steps_per_epoch
-    )
+    schedule = resnets_utils.warmup_cosine(steps_per_epoch, epochs, learning_rate)
     model.compile(optimizer=tf.keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["accuracy"])
 
 
@@ -85,7 +70,7 @@ def main() -> None:
         print(f"Training on {len(x_train)} images ({len(real_x)} real); holding out {len(held_x)} real photos.")
 
     gpus = len(tf.config.list_physical_devices("GPU"))
-    tf.keras.mixed_precision.set_global_policy(precision_policy(gpus, cpu_has_bf16()))
+    tf.keras.mixed_precision.set_global_policy(resnets_utils.fast_precision())
     strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
     print(f"Precision {tf.keras.mixed_precision.global_policy().name}; {max(gpus, 1)} {'GPU' if gpus else 'CPU'} replica(s).")
     pipeline = resnets_utils.training_pipeline(x_train, y_train, args.batch_size * strategy.num_replicas_in_sync, seed=SEED)
