@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
 NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg
 
-.PHONY: setup lab test test-all test-portable test-grading-layouts test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade
+.PHONY: setup lab test test-all test-portable test-grading test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file or the Python version changes).
@@ -36,16 +36,19 @@ lab: $(READY)
 # The set-up alone: .venv/ with the pinned packages and the kit (what every target does first).
 setup: $(READY)
 
-# Every test but the browser ones and the grading layouts, and nbval over every notebook.
+# The grader's end-to-end checks: the mutation catalogue, a class graded in the sandbox, and the sandbox
+# holding for a clone under the temporary folder (with its .venv) and under home (about 10 minutes).
+GRADING_TESTS := tests/test_grader_catches_mistakes.py tests/test_grading.py tests/test_grading_layouts.py
+
+# The course: nbval over every notebook, and every test but the browser ones and the grader's end-to-end ones.
 test: $(READY)
-	$(NBVAL) tests -m "not browser" --ignore=tests/test_grading_layouts.py
+	$(NBVAL) tests -m "not browser" $(addprefix --ignore=,$(GRADING_TESTS))
 
-# What CI runs: `make test`, then the checks that prove the kit works on other machines too.
-test-all: test test-portable test-grading-layouts test-browser test-oldest-python
+# What CI runs: `make test`, then the grader and the checks that prove the kit works on other machines too.
+test-all: test test-grading test-portable test-browser test-oldest-python
 
-# The grading sandbox holds for a clone under the temporary folder (with its .venv) and under home.
-test-grading-layouts: $(READY)
-	$(BIN)/python -m pytest tests/test_grading_layouts.py
+test-grading: $(READY)
+	$(BIN)/python -m pytest $(GRADING_TESTS)
 
 # nbval again with oneDNN off, then with one intra-op thread: both change float results the way another CPU does.
 test-portable: $(READY)
