@@ -9,7 +9,6 @@ way a submission can break or cheat.
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
