@@ -5,13 +5,13 @@
 #
 # Everything is installed at build time, so grading needs no network (and student code gets none). The kit is
 # in /opt/resnets-kit, its environment in /opt/resnets-kit/.venv, as `make` lays them out; the user is 1000.
-# Grading in it: python -m tools.grade /submissions --out /grades (bubblewrap inside a container needs user
+# Grading in it: python -m tools.grading.grade /submissions --out /grades (bubblewrap inside a container needs user
 # namespaces, an unmasked /proc and no seccomp or AppArmor filter on mount and unshare; deploy/README.md).
 
 # The newest Python the Makefile supports (SUPPORTED_PYTHONS); Debian 12 has the bubblewrap and graphviz packages.
 FROM python:3.13-slim-bookworm
 
-# bubblewrap: the grading sandbox (tools/sandbox_kernel.py); graphviz: the model diagrams of notebook 3.
+# bubblewrap: the grading sandbox (tools/grading/sandbox_kernel.py); graphviz: the model diagrams of notebook 3.
 # Not pinned: Debian 12's security updates replace the versions a pin would name (hadolint's DL3008).
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -33,6 +33,6 @@ RUN python -m venv .venv \
     && .venv/bin/python -m pip install --no-cache-dir --quiet -r requirements-dev.txt
 COPY --chown=1000:1000 . .
 RUN .venv/bin/python -m pip install --no-cache-dir --quiet --no-deps -e . \
-    && .venv/bin/python -m tools.install_kernel
+    && .venv/bin/python -m tools.course.install_kernel
 
-CMD ["python", "-m", "tools.grade", "--help"]
+CMD ["python", "-m", "tools.grading.grade", "--help"]

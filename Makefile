@@ -12,7 +12,7 @@ PYTHON ?= $(or $(KEPT_PYTHON),$(shell for v in $(SUPPORTED_PYTHONS); do python$$
 PYTHON_VERSION := $(shell "$(PYTHON)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
-NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/nbval_sanitize.cfg
+NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/course/nbval_sanitize.cfg
 
 .PHONY: setup lab test test-all test-portable test-grading test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade
 
@@ -25,13 +25,13 @@ $(READY): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m tools.install_kernel
+	$(BIN)/python -m tools.course.install_kernel
 	@command -v dot >/dev/null || echo "Note: graphviz is not installed; model diagrams fall back to a text summary (apt-get install graphviz)."
 	touch $(READY)
 
 # JupyterLab on the course, with the kit's kernel; prints the link to open (as root too).
 lab: $(READY)
-	$(BIN)/python -m tools.lab $(LAB_OPTIONS)
+	$(BIN)/python -m tools.course.lab $(LAB_OPTIONS)
 
 # The set-up alone: .venv/ with the pinned packages and the kit (what every target does first).
 setup: $(READY)
@@ -67,55 +67,55 @@ test-oldest-python:
 # The kit's SIGNS files; `make data FROM=DIR` builds them from your photos DIR/<digit>/*.jpg instead.
 data: $(READY)
 ifdef FROM
-	$(BIN)/python -m tools.import_photos "$(FROM)"
+	$(BIN)/python -m tools.data.import_photos "$(FROM)"
 else
-	$(BIN)/python -m tools.make_signs
+	$(BIN)/python -m tools.data.make_signs
 endif
-	$(BIN)/python -m tools.draw_figures
+	$(BIN)/python -m tools.course.draw_figures
 
 # Downloads the real hand photos (checked, resumable) and converts them to SIGNS files in build/real-signs/.
 real-data: $(READY)
-	$(BIN)/python -m tools.download_real $(if $(MIRROR),--mirror "$(MIRROR)")
+	$(BIN)/python -m tools.data.download_real $(if $(MIRROR),--mirror "$(MIRROR)")
 
 # Prints training throughput of the kit's recipe against keras.applications.ResNet50, and time to 95%.
 bench: $(READY)
-	$(BIN)/python -m tools.bench_training
+	$(BIN)/python -m tools.model.bench_training
 
 # Prints how long the 1200-image SIGNS set takes to generate on this machine.
 bench-data: $(READY)
-	$(BIN)/python -m tools.make_signs --out build/bench-data
+	$(BIN)/python -m tools.data.make_signs --out build/bench-data
 
 # Prints the accuracy on real photos of a model trained on generated data only.
 realism: $(READY)
-	$(BIN)/python -m tools.measure_realism $(if $(REAL),--real "$(REAL)")
+	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)")
 
 # Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: real photos; EPOCHS=N).
 pretrained: $(READY)
-	$(BIN)/python -m tools.train_pretrained $(if $(REAL),--real "$(REAL)") $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--real "$(REAL)") $(if $(EPOCHS),--epochs $(EPOCHS))
 
 # Prints the shipped model's accuracy on the kit's test set and on the held-out real photos.
 evaluate-pretrained: $(READY)
-	$(BIN)/python -m tools.train_pretrained --evaluate models/resnet50_signs $(if $(REAL),--real "$(REAL)")
+	$(BIN)/python -m tools.model.train_pretrained --evaluate models/resnet50_signs $(if $(REAL),--real "$(REAL)")
 
 # Instructors: the student version of the notebooks, in release/resnets/ (nbgrader generate_assignment).
 release: $(READY)
-	$(BIN)/python -m tools.release
+	$(BIN)/python -m tools.grading.release
 
 # Instructors: grade SUBMISSIONS=DIR holding <student_id>/<notebook>.ipynb into grades/ (nbgrader autograde); a rerun
 # continues where the last one stopped. SHARD=i/N grades one shard into grades/shard-i-of-N/ (then make merge-grades).
-# GRADE_OPTIONS="--timeout 120 --restart --no-sandbox ..." (python -m tools.grade --help lists them).
+# GRADE_OPTIONS="--timeout 120 --restart --no-sandbox ..." (python -m tools.grading.grade --help lists them).
 grade: $(READY)
 	@test -n "$(SUBMISSIONS)" || { echo "Usage: make grade SUBMISSIONS=path/to/submissions [SHARD=i/N]"; exit 2; }
-	$(BIN)/python -m tools.grade "$(SUBMISSIONS)" $(if $(SHARD),--shard $(SHARD)) $(GRADE_OPTIONS)
+	$(BIN)/python -m tools.grading.grade "$(SUBMISSIONS)" $(if $(SHARD),--shard $(SHARD)) $(GRADE_OPTIONS)
 
 # Instructors: merge grades/shard-*-of-N/ into grades/grades.csv and grades/feedback/ (MERGE_OPTIONS=--force replaces).
 merge-grades: $(READY)
-	$(BIN)/python -m tools.grade merge grades/shard-*-of-*/ --out grades $(MERGE_OPTIONS)
+	$(BIN)/python -m tools.grading.grade merge grades/shard-*-of-*/ --out grades $(MERGE_OPTIONS)
 
 # Instructors: grades/lms_gradebook.csv (Canvas, Moodle) and grades/gradescope/<student_id>/results.json.
 export-grades: $(READY)
-	$(BIN)/python -m tools.grade export grades --format lms gradescope
+	$(BIN)/python -m tools.grading.grade export grades --format lms gradescope
 
 # Prints how many submissions per minute `make grade` handles on this machine.
 bench-grade: $(READY)
-	$(BIN)/python -m tools.bench_grade
+	$(BIN)/python -m tools.grading.bench_grade

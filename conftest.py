@@ -1,3 +1,3 @@
 """pytest loads this file for `tests/` and for `notebooks/*.ipynb` alike: nbval on any machine."""
 
-pytest_plugins = ["tools.nbval_portable"]
+pytest_plugins = ["tools.course.nbval_portable"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.measure_realism import DEFAULT_REAL as REAL_PHOTOS
-from tools.signs_files import write_split
+from tools.data.measure_realism import DEFAULT_REAL as REAL_PHOTOS
+from tools.data.signs_files import write_split
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ import pytest
 
 from resnets_utils import KIT_DIR
 from tests.test_lab import Lab, running_lab
-from tools.mutations import fill_in, reference_solutions
-from tools.nbgrader_course import build_course, source_notebooks
+from tools.grading.mutations import fill_in, reference_solutions
+from tools.grading.nbgrader_course import build_course, source_notebooks
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,7 +7,7 @@ Slurm cluster was tried by hand, deploy/README.md says how it went); `docker bui
 the python:3.13-slim-bookworm base image from Docker Hub. So the manifest's structure is checked against what
 the Kubernetes API requires of an Indexed Job (and against the Kubernetes schemas when the
 kubernetes-validate package is installed), the Slurm script and the pods' shell command are run with a
-stand-in for Python that records its arguments, which tools/grade.py's own argument parser must accept,
+stand-in for Python that records its arguments, which tools/grading/grade.py's own argument parser must accept,
 and the Dockerfile's install steps are compared with the Makefile's set-up.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools import grade, grade_outputs
+from tools.grading import grade, grade_outputs
 
 KIT = Path(__file__).resolve().parents[1]
 MANIFEST = KIT / "deploy" / "kubernetes-grade.yaml"
@@ -101,8 +101,8 @@ def run_pod(job: dict, index: int | None, python_stand_in: Path, tmp_path: Path,
 
 
 def grader_arguments(recorded: dict):
-    """The arguments that `python -m tools.grade ...` gets, parsed by tools/grade.py's own parser."""
-    assert recorded["argv"][:2] == ["-m", "tools.grade"], recorded
+    """The arguments that `python -m tools.grading.grade ...` gets, parsed by tools/grading/grade.py's own parser."""
+    assert recorded["argv"][:2] == ["-m", "tools.grading.grade"], recorded
     return grade.argument_parser().parse_args(recorded["argv"][2:])
 
 
@@ -194,7 +194,7 @@ def test_the_merge_job_waits_suspended_and_merges_every_shard_folder(python_stan
               for each in (job, merge)]
     assert claims[0] == claims[1], "both Jobs use the same volume (EDIT 2)"
     recorded = run_pod(merge, None, python_stand_in, tmp_path)
-    assert recorded["argv"][:3] == ["-m", "tools.grade", "merge"]
+    assert recorded["argv"][:3] == ["-m", "tools.grading.grade", "merge"]
     args = grade_outputs.argument_parser().parse_args(recorded["argv"][2:])
     shards = job["spec"]["completions"]
     (pattern,) = args.folders  # no /grades here: the shell leaves the pattern to match the shards' folders
@@ -249,8 +249,8 @@ def directives() -> dict[str, str]:
 def run_task(task: int, python_stand_in: Path, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess:
     """Run the Slurm script as array task `task` would run, from a kit whose .venv/bin/python is the stand-in."""
     kit = tmp_path / "kit"
-    (kit / "tools").mkdir(parents=True, exist_ok=True)
-    (kit / "tools" / "grade.py").touch()
+    (kit / "tools" / "grading").mkdir(parents=True, exist_ok=True)
+    (kit / "tools" / "grading" / "grade.py").touch()
     (kit / ".venv" / "bin").mkdir(parents=True, exist_ok=True)
     (kit / ".venv" / "bin" / "python").unlink(missing_ok=True)
     (kit / ".venv" / "bin" / "python").symlink_to(python_stand_in / "python")
@@ -279,7 +279,7 @@ def test_each_slurm_task_grades_its_own_shard_with_a_command_the_grader_accepts(
         assert result.returncode == 0, result.stderr
         recorded = json.loads((tmp_path / "record.json").read_text())
         args = grader_arguments(recorded)
-        assert recorded["cwd"] == str(tmp_path / "kit"), "tools.grade runs from the kit's folder"
+        assert recorded["cwd"] == str(tmp_path / "kit"), "tools.grading.grade runs from the kit's folder"
         assert args.shard == (task, shards)
         assert args.submissions == tmp_path / "home" / "submissions"
         assert args.out == tmp_path / "kit" / "grades" / f"shard-{task}-of-{shards}"
@@ -310,7 +310,7 @@ def test_the_slurm_merge_step_is_a_dependent_job_running_what_make_merge_grades_
     merge_line = next(line for line in header.splitlines() if "--dependency=afterok:" in line)
     assert "job=$(sbatch --parsable deploy/slurm-grade.sbatch)" in header and "afterok:${job%%;*}" in merge_line
     wrapped = shlex.split(shlex.split(merge_line.lstrip("# "))[-1])
-    assert wrapped[:3] == [".venv/bin/python", "-m", "tools.grade"]
+    assert wrapped[:3] == [".venv/bin/python", "-m", "tools.grading.grade"]
     args = grade_outputs.argument_parser().parse_args(wrapped[3:])
     assert (args.command, args.folders, args.out) == ("merge", [Path("grades/shard-*-of-*/")], Path("grades"))
     recipe = re.search(r"^merge-grades:.*\n\t(.*)$", (KIT / "Makefile").read_text(), flags=re.M)[1]
@@ -349,7 +349,7 @@ def test_the_dockerfile_installs_the_environment_as_the_makefile_does():
         ".venv/bin/python -m pip install --upgrade pip",
         ".venv/bin/python -m pip install -r requirements-dev.txt",
         ".venv/bin/python -m pip install --no-deps -e .",
-        ".venv/bin/python -m tools.install_kernel",
+        ".venv/bin/python -m tools.course.install_kernel",
     ]
 
 

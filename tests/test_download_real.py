@@ -8,8 +8,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from tools.download_real import MANIFEST, DownloadError, download, read_manifest, write_manifest
-from tools.import_photos import import_photos
+from tools.data.download_real import MANIFEST, DownloadError, download, read_manifest, write_manifest
+from tools.data.import_photos import import_photos
 
 
 @pytest.fixture

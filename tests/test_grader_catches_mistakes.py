@@ -1,7 +1,7 @@
 """Wrong solutions lose points: the hidden tests fail each one, the public tests name the mistake.
 Correct solutions written another way keep full marks.
 
-The solutions are the catalogue in tools/mutations.py: the notebooks' own solution with one
+The solutions are the catalogue in tools/grading/mutations.py: the notebooks' own solution with one
 small edit each, wrong or right. These checks run the notebook cells in this process (no kernel,
 no nbgrader), so they are quick; tests/test_grading.py grades whole submissions end to end.
 """
@@ -13,8 +13,8 @@ import re
 import nbformat
 import pytest
 
-from tools.mutations import CORRECT_VARIANTS, MUTATIONS, OPTIONAL_MUTATIONS, reference_solutions
-from tools.notebook_source import BLOCKS_NOTEBOOK, RESNET_NOTEBOOK, solution_source
+from tools.grading.mutations import CORRECT_VARIANTS, MUTATIONS, OPTIONAL_MUTATIONS, reference_solutions
+from tools.course.notebook_source import BLOCKS_NOTEBOOK, RESNET_NOTEBOOK, solution_source
 
 
 def first_code_cell(notebook) -> str:

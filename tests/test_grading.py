@@ -18,9 +18,9 @@ import pytest
 
 from resnets_utils import KIT_DIR
 from tests.test_grading_sandbox import needs_bwrap
-from tools.mutations import MUTATIONS, fill_in, reference_solutions
-from tools.nbgrader_course import build_course
-from tools.notebook_source import solution_source
+from tools.grading.mutations import MUTATIONS, fill_in, reference_solutions
+from tools.grading.nbgrader_course import build_course
+from tools.course.notebook_source import solution_source
 
 pytestmark = [pytest.mark.slow, needs_bwrap]
 BLOCKS, RESNET = "02_residual_blocks", "03_resnet50"
@@ -92,7 +92,7 @@ def grades(tmp_path_factory) -> dict[str, dict[str, dict]]:
                 nbformat.write(fill_in(release / path.name, content), path)
     out = work / "grades"
     result = subprocess.run(
-        [sys.executable, "-m", "tools.grade", str(submissions), "--out", str(out), "--timeout", str(CELL_TIMEOUT), "--memory", "3"],
+        [sys.executable, "-m", "tools.grading.grade", str(submissions), "--out", str(out), "--timeout", str(CELL_TIMEOUT), "--memory", "3"],
         cwd=KIT_DIR, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

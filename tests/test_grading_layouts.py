@@ -24,8 +24,8 @@ import pytest
 
 from resnets_utils import KIT_DIR
 from tests.test_grading_sandbox import needs_bwrap
-from tools.mutations import fill_in, reference_solutions
-from tools.nbgrader_course import build_course
+from tools.grading.mutations import fill_in, reference_solutions
+from tools.grading.nbgrader_course import build_course
 
 pytestmark = [pytest.mark.slow, needs_bwrap]
 BLOCKS = "02_residual_blocks"
@@ -128,7 +128,7 @@ def layout_grades(request, release, tmp_path_factory):
         for student, solutions in hostile_class(kit, temporary, submissions, listener.getsockname()[1]).items():
             (submissions / student).mkdir(parents=True)
             nbformat.write(fill_in(release / f"{BLOCKS}.ipynb", solutions), submissions / student / f"{BLOCKS}.ipynb")
-        result = subprocess.run([python, "-m", "tools.grade", str(submissions), "--out", str(out), "--timeout", "120"],
+        result = subprocess.run([python, "-m", "tools.grading.grade", str(submissions), "--out", str(out), "--timeout", "120"],
                                 cwd=kit, env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "bubblewrap sandbox" in result.stdout

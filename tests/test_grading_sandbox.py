@@ -21,10 +21,10 @@ import nbformat
 import pytest
 
 from resnets_utils import KIT_DIR
-from tools import grade
-from tools.mutations import fill_in, reference_solutions
-from tools.nbgrader_course import build_course
-from tools.sandbox_kernel import SANDBOX_FAILED
+from tools.grading import grade
+from tools.grading.mutations import fill_in, reference_solutions
+from tools.grading.nbgrader_course import build_course
+from tools.grading.sandbox_kernel import SANDBOX_FAILED
 
 BLOCKS = "02_residual_blocks"
 # Without bubblewrap, grading refuses to run, so the tests that grade skip, saying why; CI, which installs it,
@@ -34,7 +34,7 @@ needs_bwrap = pytest.mark.skipif(not shutil.which("bwrap") and os.environ.get("R
 
 
 def grade_command(submissions: Path, out: Path, *options: str, bwrap: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.grade", str(submissions), "--out", str(out), *options],
+    return subprocess.run([sys.executable, "-m", "tools.grading.grade", str(submissions), "--out", str(out), *options],
                           cwd=KIT_DIR, env={**os.environ, grade.BWRAP_VARIABLE: bwrap}, capture_output=True, text=True)
 
 
@@ -96,7 +96,7 @@ def launcher_that_also_shows(path: Path, folder: Path) -> Path:
     launcher = folder / "faulty_sandbox_kernel.py"
     launcher.write_text(f"""import sys
 sys.path.insert(0, {str(KIT_DIR)!r})
-from tools import sandbox_kernel
+from tools.grading import sandbox_kernel
 view_arguments = sandbox_kernel.view_arguments
 sandbox_kernel.view_arguments = lambda *args: view_arguments(*args) + ["--ro-bind", {str(path)!r}, {str(path)!r}]
 sandbox_kernel.main()
@@ -133,7 +133,7 @@ def test_a_kernel_launcher_whose_view_shows_a_hidden_file_refuses_to_start(launc
 @needs_bwrap
 @pytest.mark.skipif([name for _, name in socket.if_nameindex()] == ["lo"], reason="this machine has no network to hide")
 def test_a_kernel_launcher_outside_a_worker_without_network_refuses_to_start(launcher_settings, tmp_path):
-    result = start_launcher(KIT_DIR / "tools" / "sandbox_kernel.py", launcher_settings, tmp_path)
+    result = start_launcher(KIT_DIR / "tools" / "grading" / "sandbox_kernel.py", launcher_settings, tmp_path)
     assert result.returncode != 0
     assert SANDBOX_FAILED in result.stderr and "would have a network" in result.stderr
     assert "answers.txt" not in result.stderr

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import grade
-from tools.grade import Row
+from tools.grading import grade
+from tools.grading.grade import Row
 
 CELLS = {  # notebook -> (grade_id, points) of its graded cells, as in the kit
     "02_residual_blocks": [("identity_block_public", 0), ("identity_block_hidden", 3),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from resnets_utils import KIT_DIR
-from tools.lab import FIRST_PAGE, jupyter_arguments
+from tools.course.lab import FIRST_PAGE, jupyter_arguments
 
 STARTUP_TIMEOUT = 120  # seconds; JupyterLab needs about 5 on an idle 2-core machine
 
@@ -60,7 +60,7 @@ def running_lab(scratch: Path, *jupyter_options: str) -> Iterator[Lab]:
     port = free_port()
     log = scratch / "jupyterlab.log"
     environment = {**os.environ, "JUPYTER_CONFIG_DIR": str(scratch / "config"), "JUPYTER_RUNTIME_DIR": str(scratch / "runtime")}
-    command = [sys.executable, "-m", "tools.lab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0", *jupyter_options]
+    command = [sys.executable, "-m", "tools.course.lab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0", *jupyter_options]
     with open(log, "w") as output:
         process = subprocess.Popen(command, cwd=KIT_DIR, env=environment, stdout=output, stderr=subprocess.STDOUT)
     try:

@@ -7,7 +7,7 @@ import re
 import nbformat
 
 from tests.notebook_claims import CLAIMS
-from tools.nbval_portable import OUT_TOLERANCE, out_values_close
+from tools.course.nbval_portable import OUT_TOLERANCE, out_values_close
 from tests.test_notebooks import NOTEBOOKS
 
 

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from tests.notebook_claims import CLAIMS
-from tools.notebook_source import NOTEBOOKS
+from tools.course.notebook_source import NOTEBOOKS
 
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e[-+]?\d+)?)(%| million)?(?![\w])")

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.sync_expected import EXPECTED_HEADING, out_values, printed_text
+from tools.course.sync_expected import EXPECTED_HEADING, out_values, printed_text
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -29,7 +29,7 @@ def test_every_expected_output_equals_what_the_cell_above_printed(path):
         if cell.cell_type == "markdown" and cell.source.startswith(EXPECTED_HEADING):
             assert previous_code is not None
             assert cell.source == f"{EXPECTED_HEADING}\n\n```\n{printed_text(previous_code).rstrip()}\n```", (
-                "an Expected output block drifted from the code: run `python -m tools.sync_expected`"
+                "an Expected output block drifted from the code: run `python -m tools.course.sync_expected`"
             )
         elif cell.cell_type == "code":
             previous_code = cell
@@ -102,7 +102,7 @@ def test_kits_kernel_keeps_library_log_lines_out_of_the_cells(tmp_path, monkeypa
     import json
     import sys
 
-    from tools import install_kernel
+    from tools.course import install_kernel
 
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     install_kernel.main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import resnets_utils
-from tools.train_pretrained import accuracies, evaluation_sets
+from tools.model.train_pretrained import accuracies, evaluation_sets
 
 GOALS = {"kit SIGNS test set": 0.99, "held-out real photos": 0.97}
 

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 import resnets_utils
-from tools import train_pretrained
-from tools.notebook_source import reference_resnet50
+from tools.model import train_pretrained
+from tools.course.notebook_source import reference_resnet50
 
 
 def test_recipe_builds_resnet50_from_the_source_notebooks():
@@ -152,7 +152,7 @@ def test_zero_init_residual_makes_every_block_of_resnet50_start_as_its_shortcut(
 def test_a_zero_initialized_identity_block_passes_its_input_through():
     from tensorflow.keras import Input, Model
 
-    from tools.notebook_source import BLOCKS_NOTEBOOK
+    from tools.course.notebook_source import BLOCKS_NOTEBOOK
 
     identity_block = resnets_utils.functions_from(BLOCKS_NOTEBOOK, "identity_block")
     inputs = Input((4, 4, 6))
@@ -189,7 +189,7 @@ def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_p
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "tools.train_pretrained", "--epochs", "1", "--real", "", "--work", str(tmp_path)],
+        [sys.executable, "-m", "tools.model.train_pretrained", "--epochs", "1", "--real", "", "--work", str(tmp_path)],
         cwd=resnets_utils.KIT_DIR, env={**os.environ, "RESNETS_DATASETS": str(tiny_signs)}, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -201,7 +201,7 @@ def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_p
 def test_make_bench_reads_notebook_4s_run_settings_from_the_notebook():
     import pytest
 
-    from tools.notebook_source import notebook_constant
+    from tools.course.notebook_source import notebook_constant
 
     epochs, batch_size, learning_rate = (notebook_constant(name) for name in ("EPOCHS", "BATCH_SIZE", "LEARNING_RATE"))
     assert isinstance(epochs, int) and isinstance(batch_size, int) and 0 < learning_rate < 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.nbgrader_course import STUDENT_FILES, build_course, source_notebooks
+from tools.grading.nbgrader_course import STUDENT_FILES, build_course, source_notebooks
 
 REGION = {"solution": ("### BEGIN SOLUTION", "### END SOLUTION"), "hidden test": ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")}
 

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 import resnets_utils
-from tools import signs_generator
-from tools.import_photos import PhotoFolderError, import_photos
-from tools.make_signs import make_signs
+from tools.data import signs_generator
+from tools.data.import_photos import PhotoFolderError, import_photos
+from tools.data.make_signs import make_signs
 
 
 def sha256(path):

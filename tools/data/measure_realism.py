@@ -1,6 +1,6 @@
 """How real is the kit's generated data? Train on it alone, test on real hand photos.
 
-`python -m tools.measure_realism [--real DIR]` trains a small CNN on the kit's generated
+`python -m tools.data.measure_realism [--real DIR]` trains a small CNN on the kit's generated
 SIGNS training set only and prints its accuracy on real photos of the same six digits
 (default: ../shared/data/sign-language-digits). The figure says whether a model that
 learned from the kit's data can read a real hand; datasets/README.md reports it.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import resnets_utils
-from tools.import_photos import PhotoFolderError, read_photo_folder
+from tools.data.import_photos import PhotoFolderError, read_photo_folder
 
 DEFAULT_REAL = resnets_utils.KIT_DIR.parent / "shared" / "data" / "sign-language-digits"
 

@@ -1,4 +1,4 @@
-"""Two steps the kit adds to nbgrader's autograde (configured by tools/grade.py).
+"""Two steps the kit adds to nbgrader's autograde (configured by tools/grading/grade.py).
 
 - `RejectTampering` reads a submission's own code before it runs. Code that replaces the
   functions the tests rely on (`np.allclose = ...`, `setattr(np, ...)`, a new `test_...`,

@@ -12,7 +12,7 @@ import nbformat
 
 import resnets_utils
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 BLOCKS_NOTEBOOK = NOTEBOOKS / "02_residual_blocks.ipynb"
 RESNET_NOTEBOOK = NOTEBOOKS / "03_resnet50.ipynb"
 TRAINING_NOTEBOOK = NOTEBOOKS / "04_training.ipynb"

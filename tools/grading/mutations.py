@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import nbformat
 
-from tools.notebook_source import BLOCKS_NOTEBOOK, RESNET_NOTEBOOK, solution_source
+from tools.course.notebook_source import BLOCKS_NOTEBOOK, RESNET_NOTEBOOK, solution_source
 
 
 def _notebook(grade_id: str):

@@ -1,4 +1,4 @@
-"""Train the kit's pretrained ResNet50: `python -m tools.train_pretrained [--real DIR] [--epochs N]`.
+"""Train the kit's pretrained ResNet50: `python -m tools.model.train_pretrained [--real DIR] [--epochs N]`.
 
 The architecture is the notebooks' reference ResNet50 (read from the source notebooks, not
 copied). It trains on the kit's generated SIGNS training set plus, when given, real hand
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 import resnets_utils
-from tools.import_photos import read_photo_folder, split_stratified
-from tools.measure_realism import DEFAULT_REAL
-from tools.notebook_source import reference_resnet50
+from tools.data.import_photos import read_photo_folder, split_stratified
+from tools.data.measure_realism import DEFAULT_REAL
+from tools.course.notebook_source import reference_resnet50
 
 SEED = 2015
 BATCH_SIZE = 32

@@ -1,7 +1,7 @@
-"""Measure grading speed: `python -m tools.bench_grade [N]` (what `make bench-grade` runs).
+"""Measure grading speed: `python -m tools.grading.bench_grade [N]` (what `make bench-grade` runs).
 
 Makes a class of N submissions (default 20): the reference solution and wrong solutions from
-the mutation catalogue, as a real class would hand them in, grades it with `tools.grade`
+the mutation catalogue, as a real class would hand them in, grades it with `tools.grading.grade`
 and prints submissions per minute.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import nbformat
 
 from resnets_utils import KIT_DIR
-from tools.mutations import MUTATIONS, fill_in, reference_solutions
-from tools.nbgrader_course import build_course, graded_notebooks
+from tools.grading.mutations import MUTATIONS, fill_in, reference_solutions
+from tools.grading.nbgrader_course import build_course, graded_notebooks
 
 
 def make_class(release: Path, folder: Path, count: int) -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     try:
         make_class(build_course(work / "course"), work / "submissions", count)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tools.grade", str(work / "submissions"), "--out", str(work / "grades")],
+        subprocess.run([sys.executable, "-m", "tools.grading.grade", str(work / "submissions"), "--out", str(work / "grades")],
                        cwd=KIT_DIR, check=True)
         minutes = (time.perf_counter() - start) / 60
         print(f"Graded {count} submissions in {minutes:.1f} min: {count / minutes:.1f} submissions per minute.")

@@ -1,4 +1,4 @@
-"""Regenerate the kit's SIGNS files: `python -m tools.make_signs [--out DIR] [--per-class N]`.
+"""Regenerate the kit's SIGNS files: `python -m tools.data.make_signs [--out DIR] [--per-class N]`.
 
 The defaults make exactly the shipped `datasets/train_signs.h5` (180 images per digit) and
 `datasets/test_signs.h5` (20 per digit). A larger `--train-per-class` makes a bigger set for
@@ -14,8 +14,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 import resnets_utils
-from tools import signs_generator
-from tools.signs_files import write_split
+from tools.data import signs_generator
+from tools.data.signs_files import write_split
 
 TRAIN_SEED, TEST_SEED = 2015, 2016  # the year ResNets were published, and the next
 

@@ -1,4 +1,4 @@
-"""Build SIGNS-format files from your own photos: `python -m tools.import_photos DIR [--out OUT]`.
+"""Build SIGNS-format files from your own photos: `python -m tools.data.import_photos DIR [--out OUT]`.
 
 DIR holds one folder per digit, `DIR/<digit>/*.jpg` (PNG, WebP, ... too). Each photo is
 centre-cropped to a square and resized to 64x64 exactly as `resnets_utils.load_image` does,
@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 import resnets_utils
-from tools.signs_files import write_split
+from tools.data.signs_files import write_split
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 

@@ -1,4 +1,4 @@
-"""Grade a class: `python -m tools.grade SUBMISSIONS` (what `make grade SUBMISSIONS=DIR` runs).
+"""Grade a class: `python -m tools.grading.grade SUBMISSIONS` (what `make grade SUBMISSIONS=DIR` runs).
 
 SUBMISSIONS holds one folder per student, `SUBMISSIONS/<student_id>/<notebook>.ipynb`.
 nbgrader does the grading (`autograde`, then `generate_feedback`); this command arranges a
@@ -8,15 +8,15 @@ private course folder per student, runs the students in parallel, and collects
 Every student gets rows whatever happens, and one student's failure never stops the others:
 a cell that runs too long is interrupted (--timeout), a kernel that dies or a notebook that
 is not valid JSON scores zero with the reason, memory is capped per submission (--memory).
-Student code runs in a bubblewrap sandbox (tools/sandbox_kernel.py): without network, in a
+Student code runs in a bubblewrap sandbox (tools/grading/sandbox_kernel.py): without network, in a
 folder holding only the release files and the student's notebooks, unable to see the kit
 (source notebooks, .git), the gradebook or other students. Where that sandbox cannot be built,
 grading stops (exit code 2) unless --no-sandbox says to grade unprotected, which every row then says.
 
 At scale: `--shard i/N` grades the students whose id hashes to shard i of N, on as many machines as
-there are shards; `python -m tools.grade merge OUT1 OUT2 ...` joins their outputs and `python -m
-tools.grade export GRADES --format lms gradescope` writes them for an LMS or Gradescope
-(tools/grade_outputs.py). Each student's rows are kept in `OUT/results/<student_id>.json` as soon
+there are shards; `python -m tools.grading.grade merge OUT1 OUT2 ...` joins their outputs and `python -m
+tools.grading.grade export GRADES --format lms gradescope` writes them for an LMS or Gradescope
+(tools/grading/grade_outputs.py). Each student's rows are kept in `OUT/results/<student_id>.json` as soon
 as they are graded, so a run that stops (Ctrl-C, a lost machine) continues where it stopped when
 the same command runs again; --restart grades everyone again. The progress (students done, failures
 so far, ETA) shows on the terminal and goes to `OUT/grading.log`; deploy/ has the launchers for
@@ -50,15 +50,16 @@ import nbformat
 from tqdm import tqdm
 
 from resnets_utils import KIT_DIR
-from tools.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader, write_config
-from tools.notebook_source import NOTEBOOKS
-from tools.sandbox_kernel import KERNEL_NAMESPACES, SANDBOX_FAILED
+from tools.grading.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader, write_config
+from tools.course.notebook_source import NOTEBOOKS
+from tools.grading.sandbox_kernel import KERNEL_NAMESPACES, SANDBOX_FAILED
 
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 GRADING_FILES = ("resnets_utils.py",)  # what the graded notebooks need beside them
-GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py")  # in tools/
-SANDBOX_KERNEL = KIT_DIR / "tools" / "sandbox_kernel.py"
+GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py")  # in tools/grading/
+GRADING_TOOLS = KIT_DIR / "tools" / "grading"
+SANDBOX_KERNEL = GRADING_TOOLS / "sandbox_kernel.py"
 BWRAP_VARIABLE = "RESNETS_BWRAP"  # where bwrap is, when it is not `bwrap` on PATH
 # Each worker runs in its own network namespace, whose loopback bwrap brings up (nbgrader and the kernel talk over
 # it), and its own PID namespace, so that stopping a worker that took too long stops its nbgrader and kernel too.
@@ -163,7 +164,7 @@ import sys
 sys.path.insert(0, {str(KIT_DIR)!r})
 from nbgrader.preprocessors import *
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from tools.grading_preprocessors import RejectTampering, ShowStudentFiles, SkipDemos
+from tools.grading.grading_preprocessors import RejectTampering, ShowStudentFiles, SkipDemos
 c.CourseDirectory.autograded_directory = {str(home / 'sandbox')!r}
 c.Execute.kernel_name = "resnets-grader"
 c.Execute.timeout = {int(args.timeout)}
@@ -180,7 +181,7 @@ c.Autograde.autograde_preprocessors = [ShowStudentFiles, SkipDemos, Execute, Ign
 def run_worker(prefix: list[str], run: Path, student: str, timeout: float, stop: threading.Event) -> bool:
     """Grade one student in a child process; a hang past `timeout` is killed and recorded. False if `stop` came first."""
     home = run / student
-    command = [*prefix, sys.executable, "-m", "tools.grade", "--worker", str(home)]
+    command = [*prefix, sys.executable, "-m", "tools.grading.grade", "--worker", str(home)]
     started = time.monotonic()
     with open(home / "logs" / "worker.log", "w") as log:
         worker = subprocess.Popen(command, cwd=KIT_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -310,7 +311,7 @@ def grading_key(notebooks: list[str], args) -> str:
     the files graded beside them, the grader's code and the options that change scores."""
     digest = hashlib.sha256()
     for path in [*(NOTEBOOKS / f"{notebook}.ipynb" for notebook in notebooks), *(KIT_DIR / name for name in GRADING_FILES),
-                 *(KIT_DIR / "tools" / name for name in GRADER_CODE)]:
+                 *(GRADING_TOOLS / name for name in GRADER_CODE)]:
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     digest.update(json.dumps([args.sandbox, args.timeout, args.memory, args.student_timeout]).encode())
     return digest.hexdigest()
@@ -615,11 +616,11 @@ def worker(home: Path) -> None:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    """The command line of `python -m tools.grade SUBMISSIONS ...` (merge and export have their own, in grade_outputs)."""
+    """The command line of `python -m tools.grading.grade SUBMISSIONS ...` (merge and export have their own, in grade_outputs)."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="Also: `python -m tools.grade merge OUT1 OUT2 ... --out MERGED` and "
-               "`python -m tools.grade export GRADES --format lms gradescope` (each with --help).")
+        epilog="Also: `python -m tools.grading.grade merge OUT1 OUT2 ... --out MERGED` and "
+               "`python -m tools.grading.grade export GRADES --format lms gradescope` (each with --help).")
     parser.add_argument("submissions", type=Path, nargs="?", help="folder of <student_id>/<notebook>.ipynb")
     parser.add_argument("--out", type=Path, help="where grades.csv and feedback/ go (default grades/, with --shard grades/shard-i-of-N/)")
     parser.add_argument("--shard", type=shard_argument, metavar="i/N",
@@ -640,14 +641,14 @@ def argument_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["merge"], ["export"]):
-        from tools import grade_outputs  # it imports this module, so it cannot be imported at the top
+        from tools.grading import grade_outputs  # it imports this module, so it cannot be imported at the top
         return grade_outputs.main(argv)
     parser = argument_parser()
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.worker)
     if args.submissions is None:
-        parser.error("name the submissions folder: python -m tools.grade SUBMISSIONS")
+        parser.error("name the submissions folder: python -m tools.grading.grade SUBMISSIONS")
     if args.out is None:
         args.out = GRADES_DIR / f"shard-{args.shard[0]}-of-{args.shard[1]}" if args.shard else GRADES_DIR
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a batch system's stop ends the run as Ctrl-C does
@@ -655,7 +656,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rows = grade_class(args.submissions, args.out, args)
     except SandboxUnavailable as error:
-        command = shlex.join([sys.executable, "-m", "tools.grade", str(args.submissions)])
+        command = shlex.join([sys.executable, "-m", "tools.grading.grade", str(args.submissions)])
         print(f"Error: student code cannot be sandboxed here: {error}.\n{HOW_TO_SANDBOX.format(command=command)}", file=sys.stderr)
         sys.exit(2)
     except GradingError as error:

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 
 from resnets_utils import KIT_DIR
-from tools.notebook_source import NOTEBOOKS
+from tools.course.notebook_source import NOTEBOOKS
 
 ASSIGNMENT = "resnets"
 COURSE_ID = "resnets-kit"

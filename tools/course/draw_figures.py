@@ -1,4 +1,4 @@
-"""Draw the kit's figures into images/: `python -m tools.draw_figures`.
+"""Draw the kit's figures into images/: `python -m tools.course.draw_figures`.
 
 Every picture the notebooks and READMEs show is drawn here, from the kit's own data.
 """
@@ -105,7 +105,7 @@ def draw_sample_photos() -> None:
     import numpy as np
     from PIL import Image
 
-    from tools.signs_generator import render_sign
+    from tools.data.signs_generator import render_sign
 
     rng = np.random.default_rng(2025)
     for digit in (2, 5):

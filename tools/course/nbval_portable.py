@@ -24,7 +24,7 @@ OUT_LINE = re.compile(r"^out = (\[.*\])$", flags=re.M)
 
 
 def _claims() -> dict:
-    path = Path(__file__).resolve().parents[1] / "tests" / "notebook_claims.py"
+    path = Path(__file__).resolve().parents[2] / "tests" / "notebook_claims.py"
     spec = importlib.util.spec_from_file_location("notebook_claims", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

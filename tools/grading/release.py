@@ -1,4 +1,4 @@
-"""Write the student release: `python -m tools.release` (what `make release` runs).
+"""Write the student release: `python -m tools.grading.release` (what `make release` runs).
 
 nbgrader replaces every solution region with a stub, removes the hidden tests and clears
 the outputs; the kit adds what the notebooks need beside them. The result, `release/resnets/`,
@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 
 from resnets_utils import KIT_DIR
-from tools.nbgrader_course import ASSIGNMENT, build_course
+from tools.grading.nbgrader_course import ASSIGNMENT, build_course
 
 RELEASE_DIR = KIT_DIR / "release"
 

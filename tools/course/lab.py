@@ -1,4 +1,4 @@
-"""Open the course in JupyterLab: `python -m tools.lab [jupyter options]` (what `make lab` runs).
+"""Open the course in JupyterLab: `python -m tools.course.lab [jupyter options]` (what `make lab` runs).
 
 JupyterLab runs with this very interpreter, so it finds the kit's kernel, `resnets-kit`, in
 this environment. It serves the kit's folder, not only `notebooks/`, because the notebooks
@@ -16,7 +16,7 @@ import sys
 from jupyterlab.labapp import LabApp
 
 from resnets_utils import KIT_DIR
-from tools.notebook_source import NOTEBOOKS
+from tools.course.notebook_source import NOTEBOOKS
 
 FIRST_PAGE = f"/lab/tree/{NOTEBOOKS.relative_to(KIT_DIR).as_posix()}"
 

@@ -1,4 +1,4 @@
-"""Copy what the reference code prints into the notebooks: `python -m tools.sync_expected NOTEBOOK...`.
+"""Copy what the reference code prints into the notebooks: `python -m tools.course.sync_expected NOTEBOOK...`.
 
 Run it on executed source notebooks. It sets
 - each "**Expected output**" block to the text printed by the code cell just above it, and
@@ -47,7 +47,7 @@ def sync(notebook) -> int:
             cell.source = new
         elif cell.cell_type == "code":
             if EXPECTED_LINE.search(cell.source):
-                line = f"EXPECTED_OUTS = {last_outs!r}  # printed by the reference code (tools/sync_expected.py)"
+                line = f"EXPECTED_OUTS = {last_outs!r}  # printed by the reference code (tools/course/sync_expected.py)"
                 new = EXPECTED_LINE.sub(lambda _: line, cell.source, count=1)
                 changed += new != cell.source
                 cell.source = new

@@ -1,10 +1,10 @@
 """After grading: merge the shards of a class; export grades for an LMS or for Gradescope.
 
-`python -m tools.grade merge OUT1 OUT2 ... [--out MERGED] [--force]` joins the output folders of
+`python -m tools.grading.grade merge OUT1 OUT2 ... [--out MERGED] [--force]` joins the output folders of
 `--shard 1/N` ... `N/N` into one grades.csv, row for row what one machine grading the whole class
 writes, and one feedback/ tree.
 
-`python -m tools.grade export [GRADES] --format lms gradescope` reads GRADES/grades.csv (one run's
+`python -m tools.grading.grade export [GRADES] --format lms gradescope` reads GRADES/grades.csv (one run's
 or a merged one) and writes GRADES/lms_gradebook.csv and GRADES/gradescope/<student_id>/results.json.
 """
 
@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tools.grade import COLUMNS, GRADES_DIR, SHARD_FILE, GradingError, Row, in_csv_order, shard_argument, write_grades
+from tools.grading.grade import COLUMNS, GRADES_DIR, SHARD_FILE, GradingError, Row, in_csv_order, shard_argument, write_grades
 
 LMS_FILE = "lms_gradebook.csv"
 # Canvas reads a gradebook CSV only when its first columns are these (the ones its own export starts with);
@@ -161,8 +161,8 @@ def write_gradescope(rows: list[Row], folder: Path) -> list[Path]:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    """The command lines of `python -m tools.grade merge ...` and `python -m tools.grade export ...`."""
-    parser = argparse.ArgumentParser(prog="python -m tools.grade", description=__doc__.splitlines()[0])
+    """The command lines of `python -m tools.grading.grade merge ...` and `python -m tools.grading.grade export ...`."""
+    parser = argparse.ArgumentParser(prog="python -m tools.grading.grade", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     merging = commands.add_parser("merge", help="join shard outputs into one grades.csv and feedback/")
     merging.add_argument("folders", type=Path, nargs="+", help="the --out folders of the shards")
@@ -178,7 +178,7 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> None:
-    """`merge ...` or `export ...` (what `python -m tools.grade merge|export` runs); exit code 2 on a refusal."""
+    """`merge ...` or `export ...` (what `python -m tools.grading.grade merge|export` runs); exit code 2 on a refusal."""
     args = argument_parser().parse_args(argv)
     try:
         if args.command == "merge":

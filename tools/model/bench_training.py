@@ -1,9 +1,9 @@
-"""Measure training speed: `python -m tools.bench_training` (what `make bench` runs).
+"""Measure training speed: `python -m tools.model.bench_training` (what `make bench` runs).
 
 Prints, in one run on this machine:
 1. images per second of `keras.applications.ResNet50(weights=None)` trained with plain `fit`
    in float32 (the baseline a student would write);
-2. images per second of the kit's recipe (tools/train_pretrained.py: the notebooks'
+2. images per second of the kit's recipe (tools/model/train_pretrained.py: the notebooks'
    ResNet50, the augmenting tf.data pipeline, `resnets_utils.fast_precision`);
 3. their ratio;
 4. notebook 4's training run, from scratch, timed: the same split, recipe
@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 import resnets_utils
-from tools.notebook_source import notebook_constant, reference_resnet50
-from tools.train_pretrained import SEED, compile_for_training
+from tools.course.notebook_source import notebook_constant, reference_resnet50
+from tools.model.train_pretrained import SEED, compile_for_training
 
 TARGET_ACCURACY = 0.95
 NOTEBOOK_SEED = 1  # notebook 4's tf.keras.utils.set_random_seed(1)

@@ -1,6 +1,6 @@
 """Start the kernel that runs one student's code while it is graded.
 
-The grader's kernelspec calls `python tools/sandbox_kernel.py SETTINGS.json -f CONNECTION_FILE`.
+The grader's kernelspec calls `python tools/grading/sandbox_kernel.py SETTINGS.json -f CONNECTION_FILE`.
 With SETTINGS["isolated"], the kernel starts inside a view of the filesystem that bubblewrap
 (`bwrap`, SETTINGS["bwrap"]) builds from an empty root, holding only what the kernel needs:
 the system's /usr and /etc and this Python installation, read-only; an empty, capped /tmp; the
@@ -21,7 +21,7 @@ Before the kernel starts, this launcher checks the view from inside: if anything
 hidden folders other than Python and the student's folder is readable, or a network other
 than loopback exists, it prints SANDBOX_FAILED and exits non-zero, so the notebook is "not
 graded" for a grader problem and nothing of the student's runs. The network namespace is the
-grading worker's (tools/grade.py): the kernel shares its loopback with nbgrader, which talks
+grading worker's (tools/grading/grade.py): the kernel shares its loopback with nbgrader, which talks
 to it over ZMQ. Memory is capped at SETTINGS["memory_bytes"] (RLIMIT_AS).
 
 Run as a file, not a module: inside the view only this file is shown (at LAUNCHER_IN_VIEW),

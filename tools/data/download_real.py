@@ -1,4 +1,4 @@
-"""Download the real hand photos and convert them to SIGNS files: `python -m tools.download_real`.
+"""Download the real hand photos and convert them to SIGNS files: `python -m tools.data.download_real`.
 
 The photos are classes 0-5 of the Sign Language Digits Dataset (Mavi 2020, Apache-2.0),
 github.com/ardamavi/Sign-Language-Digits-Dataset, folder Dataset/<digit>/. The kit lists
@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from resnets_utils import KIT_DIR
-from tools.import_photos import import_photos
+from tools.data.import_photos import import_photos
 
 UPSTREAM = "https://raw.githubusercontent.com/ardamavi/Sign-Language-Digits-Dataset/master/Dataset"
 MANIFEST = KIT_DIR / "datasets" / "sign_language_digits.sha256"
