@@ -17,7 +17,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from tools.grading.grade import COLUMNS, GRADES_DIR, SHARD_FILE, GradingError, Row, in_csv_order, shard_argument, write_grades
+from tools.grading.grade import (COLUMNS, GRADES_DIR, SHARD_FILE, UNSANDBOXED, GradingError, Row, in_csv_order, shard_argument,
+                                 write_grades)
 
 LMS_FILE = "lms_gradebook.csv"
 # Canvas reads a gradebook CSV only when its first columns are these (the ones its own export starts with);
@@ -130,6 +131,12 @@ def write_lms_gradebook(rows: list[Row], path: Path, id_column: str = "SIS Login
     return path
 
 
+def for_students(reason: str) -> str:
+    """A reason from grades.csv as students may read it: without the note --no-sandbox grading adds, which tells
+    them where the hidden tests could be read (grades.csv keeps it, for the instructor)."""
+    return reason.removesuffix(UNSANDBOXED).removesuffix("; ")
+
+
 def gradescope_results(rows: list[Row]) -> dict:
     """One student's Gradescope autograder results.json: the score, and one test per graded cell with its
     points and the reason from grades.csv, which holds the tests' error messages and never their code."""
@@ -139,7 +146,7 @@ def gradescope_results(rows: list[Row]) -> dict:
         "output": f"{score:g} / {possible:g} points. Each test below says what it checked when it failed.",
         "tests": [
             {"name": f"{row.notebook}: {row.grade_id}", "score": row.score, "max_score": row.max_score,
-             "status": "passed" if row.status == "passed" else "failed", "output": row.reason}
+             "status": "passed" if row.status == "passed" else "failed", "output": for_students(row.reason)}
             for row in rows
         ],
     }
