@@ -3,8 +3,8 @@
 The zip's contents are checked in a second. Then the zip is unpacked into a temporary folder laid out like
 Gradescope's /autograder (source/, submission/, results/; RESNETS_AUTOGRADER_DIR points run_autograder at
 it), with the kit's .venv standing in for the one setup.sh installs, and run_autograder grades the reference
-and the untouched release there (about a minute each). setup.sh itself is not run here: it installs system
-packages and TensorFlow; shellcheck reads it, and its Pythons are checked against the Makefile's.
+and the untouched release there (about a minute each). setup.sh runs with stand-ins for apt-get and Python
+that record what it would install (installing TensorFlow is not a test); shellcheck reads both scripts.
 """
 
 from __future__ import annotations
@@ -81,6 +81,62 @@ def test_setup_installs_a_python_the_makefile_supports():
     supported = re.search(r"^SUPPORTED_PYTHONS := (.+)$", (KIT_DIR / "Makefile").read_text(), re.M)[1].split()
     tried = re.search(r"^for version in (.+); do$", (KIT_DIR / "autograder" / "setup.sh").read_text(), re.M)[1].split()
     assert tried == supported
+
+
+STAND_IN = """#!/bin/bash
+# A stand-in that records its command line; as Python it makes a venv of stand-ins, as apt-get it installs Pythons.
+echo "${0##*/} $*" >> "$LOG"
+case "${0##*/} $1" in
+    "apt-get install") for package in "$@"; do
+                           case "$package" in python3.1?) cp "$0" "$STAND_INS/$package";; esac
+                       done;;
+    python*" -c") exit "$NO_ENSUREPIP";;
+    python*" -m") [ "$2" = venv ] && mkdir -p "$4/bin" && cp "$0" "$4/bin/python";;
+esac
+exit 0
+"""
+
+
+def run_setup(tmp_path: Path, pythons: list[str], ensurepip: bool) -> list[str]:
+    """setup.sh's commands, on an Ubuntu stand-in with these `pythons` on PATH: apt-get, add-apt-repository and
+    each Python record their command line instead of installing anything."""
+    kit, stand_ins, tools = tmp_path / "source", tmp_path / "stand-ins", tmp_path / "tools"
+    for folder in (kit, stand_ins, tools):
+        folder.mkdir()
+    shutil.copy2(KIT_DIR / "autograder" / "setup.sh", kit / "setup.sh")
+    for name in ("apt-get", "add-apt-repository", *pythons):
+        (stand_ins / name).write_text(STAND_IN)
+        (stand_ins / name).chmod(0o755)
+    for tool in ("bash", "dirname", "mkdir", "cp"):  # what setup.sh and the stand-ins use, and no Python
+        (tools / tool).symlink_to(shutil.which(tool))
+    log = tmp_path / "commands.log"
+    result = subprocess.run(["bash", str(kit / "setup.sh")], capture_output=True, text=True, env={
+        "PATH": f"{stand_ins}:{tools}", "LOG": str(log), "STAND_INS": str(stand_ins), "NO_ENSUREPIP": str(int(not ensurepip))})
+    assert result.returncode == 0, result.stderr
+    return [line.replace(str(kit), "KIT") for line in log.read_text().splitlines()]
+
+
+def test_setup_on_ubuntu_22_04_installs_python_3_13_from_deadsnakes_then_the_pinned_packages(tmp_path):
+    assert run_setup(tmp_path, pythons=[], ensurepip=False) == [
+        "apt-get update",
+        "apt-get install -y --no-install-recommends bubblewrap graphviz",
+        "apt-get install -y --no-install-recommends software-properties-common",
+        "add-apt-repository -y ppa:deadsnakes/ppa",
+        "apt-get update",
+        "apt-get install -y --no-install-recommends python3.13",
+        "python3.13 -c import ensurepip, venv",
+        "apt-get install -y --no-install-recommends python3.13-venv",
+        "python3.13 -m venv --clear KIT/.venv",
+        "python -m pip install --quiet --upgrade pip",
+        "python -m pip install --quiet -r KIT/requirements-dev.txt",
+        "python --version",
+    ]
+
+
+def test_setup_uses_the_newest_supported_python_there_is(tmp_path):
+    commands = run_setup(tmp_path, pythons=["python3.11", "python3.12"], ensurepip=True)
+    assert "python3.12 -m venv --clear KIT/.venv" in commands
+    assert not [command for command in commands if "deadsnakes" in command or "-venv" in command]
 
 
 def test_notebooks_are_found_in_folders_of_the_submission_the_top_one_first(tmp_path):
