@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
 NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/course/nbval_sanitize.cfg
 
-.PHONY: setup lab test test-all test-portable test-grading test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade
+.PHONY: setup lab test test-all test-portable test-grading test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade gradescope-autograder
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file or the Python version changes).
@@ -38,7 +38,8 @@ setup: $(READY)
 
 # The grader's end-to-end checks: the mutation catalogue, a class graded in the sandbox, and the sandbox
 # holding for a clone under the temporary folder (with its .venv) and under home (about 10 minutes).
-GRADING_TESTS := tests/test_grader_catches_mistakes.py tests/test_grading.py tests/test_grading_layouts.py
+GRADING_TESTS := tests/test_grader_catches_mistakes.py tests/test_grading.py tests/test_grading_layouts.py \
+	tests/test_grading_shards.py tests/test_gradescope_autograder.py
 
 # The course: nbval over every notebook, and every test but the browser ones and the grader's end-to-end ones.
 test: $(READY)
@@ -119,3 +120,8 @@ export-grades: $(READY)
 # Prints how many submissions per minute `make grade` handles on this machine.
 bench-grade: $(READY)
 	$(BIN)/python -m tools.grading.bench_grade
+
+# Instructors: build/gradescope-autograder.zip, the kit as a Gradescope autograder (autograder/README.md);
+# GRADE_OPTIONS="--no-sandbox ..." become the grader's options for every submission.
+gradescope-autograder: $(READY)
+	$(BIN)/python -m autograder.build_bundle --grade-options="$(GRADE_OPTIONS)"

@@ -252,26 +252,46 @@ def test_the_grading_key_changes_with_the_options_that_change_scores():
     assert grade.grading_key(notebooks, Options) != key
 
 
-def sleeping_worker(tmp_path: Path) -> tuple[list[str], Path]:
-    """A worker command prefix that sleeps instead of grading, and the run folder it expects."""
-    (tmp_path / "run" / "alice" / "logs").mkdir(parents=True)
-    return ["sh", "-c", "sleep 30"], tmp_path / "run"
+def fake_worker(tmp_path: Path, script: str) -> tuple[grade.Worker, Path]:
+    """A Worker whose process is the shell `script` instead of the grader, and a student folder to hand it."""
+    home = tmp_path / "run" / "alice"
+    (home / "logs").mkdir(parents=True)
+    return grade.Worker(["sh", "-c", script], tmp_path / "worker.log"), home
 
 
 def test_a_worker_is_killed_at_once_when_the_run_stops(tmp_path):
-    prefix, run = sleeping_worker(tmp_path)
+    worker, home = fake_worker(tmp_path, "sleep 30")
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
     started = time.monotonic()
-    assert grade.run_worker(prefix, run, "alice", 60, stop) is False
+    assert worker.grade(home, 60, stop) is False
     assert time.monotonic() - started < 5
-    assert not (run / "alice" / "worker-timeout").exists()
+    assert worker.process is None
+    assert not (home / "worker-timeout").exists()
 
 
 def test_a_worker_past_its_time_is_killed_and_recorded(tmp_path):
-    prefix, run = sleeping_worker(tmp_path)
-    assert grade.run_worker(prefix, run, "alice", 1, threading.Event()) is True
-    assert (run / "alice" / "worker-timeout").read_text() == "1"
+    worker, home = fake_worker(tmp_path, "sleep 30")
+    assert worker.grade(home, 1, threading.Event()) is True
+    assert (home / "worker-timeout").read_text() == "1"
+    assert worker.process is None
+
+
+def test_one_worker_process_grades_student_after_student(tmp_path):
+    worker, home = fake_worker(tmp_path, 'while read folder; do echo "$folder"; done')
+    assert worker.grade(home, 10, threading.Event()) is True
+    first = worker.process.pid
+    assert worker.grade(home, 10, threading.Event()) is True
+    assert worker.process.pid == first
+    worker.close()
+    assert worker.process is None
+
+
+def test_a_worker_that_dies_while_grading_is_replaced_for_the_next_student(tmp_path):
+    worker, home = fake_worker(tmp_path, "read folder; exit 3")
+    assert worker.grade(home, 10, threading.Event()) is True
+    assert worker.process is None and not (home / "worker-timeout").exists()
+    assert worker.grade(home, 10, threading.Event()) is True  # a new process took the student
 
 
 # --- Progress -----------------------------------------------------------------------------------

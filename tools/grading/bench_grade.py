@@ -1,18 +1,26 @@
-"""Measure grading speed: `python -m tools.grading.bench_grade [N]` (what `make bench-grade` runs).
+"""Measure grading speed: `python -m tools.grading.bench_grade [N] [--workers W]` (what `make bench-grade` runs).
 
 Makes a class of N submissions (default 20): the reference solution and wrong solutions from
 the mutation catalogue, as a real class would hand them in, grades it with `tools.grading.grade`
-and prints submissions per minute.
+and prints submissions per minute, the CPU time per student, and where a student's grading time
+goes (each nbgrader step, measured by the workers), so that the next speed-up aims at the right place.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
+import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import mean
 
 import nbformat
 
@@ -34,16 +42,50 @@ def make_class(release: Path, folder: Path, count: int) -> None:
             nbformat.write(fill_in(release / f"{name}.ipynb", solutions), student / f"{name}.ipynb")
 
 
+def cpu_model() -> str:
+    """The CPU's model name as `lscpu` prints it: figures mean little without it."""
+    try:
+        return subprocess.run(["lscpu"], capture_output=True, text=True).stdout.split("Model name:")[1].splitlines()[0].strip()
+    except (OSError, IndexError):
+        return platform.processor() or "unknown CPU"
+
+
+def profile(run: Path) -> dict[str, float]:
+    """Mean seconds per student of each step the workers timed (tools/grading/grade.py writes timings.json)."""
+    timings = [json.loads(path.read_text()) for path in run.glob("*/timings.json")]
+    steps = sorted({step for timing in timings for step in timing})
+    return {step: mean(timing.get(step, 0.0) for timing in timings) for step in steps}
+
+
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", type=int, nargs="?", default=20, help="submissions in the class")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="students graded at once")
+    args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="resnets-bench-grade-"))
     try:
-        make_class(build_course(work / "course"), work / "submissions", count)
+        make_class(build_course(work / "course"), work / "submissions", args.count)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tools.grading.grade", str(work / "submissions"), "--out", str(work / "grades")],
-                       cwd=KIT_DIR, check=True)
+        result = subprocess.run([sys.executable, "-m", "tools.grading.grade", str(work / "submissions"),
+                                 "--out", str(work / "grades"), "--workers", str(args.workers), "--keep"],
+                                cwd=KIT_DIR, stdout=subprocess.PIPE, text=True)
         minutes = (time.perf_counter() - start) / 60
-        print(f"Graded {count} submissions in {minutes:.1f} min: {count / minutes:.1f} submissions per minute.")
+        print(result.stdout, end="")
+        if result.returncode:
+            sys.exit(f"Grading failed (exit code {result.returncode}); nothing measured.")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        print(f"\nCPU: {cpu_model()}, {os.cpu_count()} cores; {args.workers} workers.")
+        print(f"Graded {args.count} submissions in {minutes:.1f} min: {args.count / minutes:.1f} submissions per minute; "
+              f"{cpu / args.count:.1f} s of CPU per submission.")
+        kept = re.search(r"Kept the grading folders in (\S+)\.", result.stdout)
+        if kept:
+            run = Path(kept[1])
+            print("Where a student's time goes (mean wall-clock seconds, measured in the worker):")
+            for step, seconds in profile(run).items():
+                print(f"  {step:<32} {seconds:5.1f} s")
+            shutil.rmtree(run, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import csv
 import functools
 import hashlib
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -50,7 +52,7 @@ import nbformat
 from tqdm import tqdm
 
 from resnets_utils import KIT_DIR
-from tools.grading.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader, write_config
+from tools.grading.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader_environment, write_config
 from tools.course.notebook_source import NOTEBOOKS
 from tools.grading.sandbox_kernel import KERNEL_NAMESPACES, SANDBOX_FAILED
 
@@ -178,21 +180,90 @@ c.Autograde.autograde_preprocessors = [ShowStudentFiles, SkipDemos, Execute, Ign
 """)
 
 
-def run_worker(prefix: list[str], run: Path, student: str, timeout: float, stop: threading.Event) -> bool:
-    """Grade one student in a child process; a hang past `timeout` is killed and recorded. False if `stop` came first."""
-    home = run / student
-    command = [*prefix, sys.executable, "-m", "tools.grading.grade", "--worker", str(home)]
-    started = time.monotonic()
-    with open(home / "logs" / "worker.log", "w") as log:
-        worker = subprocess.Popen(command, cwd=KIT_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        while worker.poll() is None:
-            if stop.wait(0.25) or time.monotonic() - started > timeout:
-                os.killpg(worker.pid, signal.SIGKILL)  # its session: nbgrader and the kernel too, where no PID namespace holds them
-                worker.wait()
+class Worker:
+    """A grading process that grades students one after another, so that Python, nbgrader and their
+    imports start once per worker rather than three times per student (they were about a third of the
+    time). It runs in its own network and PID namespace (`prefix`); student code never runs in it, only
+    in the sandboxed kernels it starts, one per notebook. It reads a student's folder per line on stdin
+    and answers with the same line when that student is done.
+    """
+
+    def __init__(self, prefix: list[str], log: Path):
+        self.prefix, self.log, self.process = prefix, log, None
+
+    def start(self) -> None:
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen([*self.prefix, sys.executable, "-m", "tools.grading.grade", "--worker"],
+                                            cwd=KIT_DIR, env=nbgrader_environment(), stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+
+    def grade(self, home: Path, timeout: float, stop: threading.Event) -> bool:
+        """Grade the student whose folder is `home`; a hang past `timeout` is killed and recorded in
+        `home/worker-timeout`. False if `stop` came first."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        started = time.monotonic()
+        try:
+            self.process.stdin.write(f"{home}\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:  # it died while idle: its log says why, and the student's rows say it could not be graded
+            self.kill()
+            return True
+        while True:
+            if select.select([self.process.stdout], [], [], 0.25)[0]:
+                if self.process.stdout.readline().strip() == str(home):
+                    return True
+                self.kill()  # it ended before answering: a crash of the grader, which collect() reports
+                return True
+            if stop.is_set() or time.monotonic() - started > timeout:
+                self.kill()
                 if stop.is_set():
                     return False
                 (home / "worker-timeout").write_text(f"{timeout:.0f}")
-    return True
+                return True
+
+    def kill(self) -> None:
+        """Stop it at once, with nbgrader and the kernel (its session; its PID namespace where it has one)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def close(self) -> None:
+        """Let it finish (end of its input), or stop it if it does not within a few seconds."""
+        if self.process is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+            self.kill()
+
+
+class WorkerPool:
+    """The grading processes of a run, one per student being graded at once, each reused for the next student."""
+
+    def __init__(self, prefix: list[str], logs: Path):
+        self.prefix, self.logs, self.idle, self.all, self.lock = prefix, logs, [], [], threading.Lock()
+
+    @contextlib.contextmanager
+    def worker(self):
+        with self.lock:
+            if not self.idle:
+                self.all.append(Worker(self.prefix, self.logs / f"worker-{len(self.all) + 1}.log"))
+                self.idle.append(self.all[-1])
+            chosen = self.idle.pop()
+        try:
+            yield chosen
+        finally:
+            with self.lock:
+                self.idle.append(chosen)
+
+    def close(self) -> None:
+        for worker in self.all:
+            worker.close()
 
 
 def grade_cells(notebook: Path) -> list[tuple[str, float]]:
@@ -256,12 +327,14 @@ def copy_feedback(run: Path, student: str, out: Path) -> None:
 
 
 def grade_student(student_dir: Path, stop: threading.Event, *, run: Path, master: Path, notebooks: list[str],
-                  prefix: list[str], bwrap: str | None, hidden: list[Path], out: Path, args) -> list[Row]:
-    """Grade one student in a worker of their own, copy their feedback pages to `out` and return their rows."""
+                  workers: WorkerPool, bwrap: str | None, hidden: list[Path], out: Path, args) -> list[Row]:
+    """Grade one student in one of the `workers`, copy their feedback pages to `out` and return their rows."""
     student = student_dir.name
     problems = prepare_student(run, master, student_dir, notebooks)
     worker_settings(run, student, hidden, bwrap, args)
-    if not run_worker(prefix, run, student, args.student_timeout, stop):
+    with workers.worker() as worker:
+        finished = worker.grade(run / student, args.student_timeout, stop)
+    if not finished:
         return []  # stopped: the run is ending, and these rows would be incomplete
     copy_feedback(run, student, out)
     return collect(run, master, student, notebooks, problems)
@@ -486,9 +559,13 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
             for grade_id, points in grade_cells(master / "source" / ASSIGNMENT / f"{notebook}.ipynb")
         ]
         hidden = [KIT_DIR, submissions.resolve(), out.resolve(), run]  # the sandbox shows only Python and the student's folder
-        grade = functools.partial(grade_student, run=run, master=master, notebooks=notebooks, prefix=prefix, bwrap=bwrap,
+        workers = WorkerPool(prefix, run)
+        grade = functools.partial(grade_student, run=run, master=master, notebooks=notebooks, workers=workers, bwrap=bwrap,
                                   hidden=hidden, out=out, args=args)
-        rows = in_csv_order(rows + grade_remaining(valid, fingerprints, out / RESULTS, args.workers, grade))
+        try:
+            rows = in_csv_order(rows + grade_remaining(valid, fingerprints, out / RESULTS, args.workers, grade))
+        finally:
+            workers.close()
         if not args.sandbox:
             for row in rows:
                 row.reason = f"{row.reason}; {UNSANDBOXED}" if row.reason else UNSANDBOXED
@@ -567,7 +644,76 @@ def edited_locked_cells(submitted: Path, release: Path) -> list[str]:
     return [grade_id for grade_id, source in original.items() if grade_id in theirs and theirs[grade_id] != source]
 
 
-def worker(home: Path) -> None:
+@contextlib.contextmanager
+def output_to(log_path: Path):
+    """Send this process's stdout and stderr, and so those of the kernels it starts, to `log_path` for a while:
+    what the kernel's sandbox prints when it fails is how failure_reason() tells a grader problem."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "w") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_nbgrader(step: str, course: Path, log_path: Path, **coursedir: str) -> str:
+    """Run an nbgrader step ("autograde" or "generate_feedback") in this process, as its command would from
+    the `course` folder with its nbgrader_config.py; return its log, with what its kernels printed."""
+    import logging
+    import traceback
+
+    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    with output_to(log_path):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"[{step} | %(levelname)s] %(message)s"))
+        app = None
+        try:
+            directory = CourseDirectory(config=config)
+            for name, value in coursedir.items():
+                setattr(directory, name, value)
+            app = {"autograde": Autograde, "generate_feedback": GenerateFeedback}[step](coursedir=directory, config=config)
+            app.log.addHandler(handler)
+            app.log.setLevel(logging.INFO)
+            app.force = True
+            app.start()
+        except Exception:  # nbgrader's own failure: its traceback goes to the log, which failure_reason() reads
+            traceback.print_exc()
+        finally:
+            if app is not None:
+                app.log.removeHandler(handler)
+    return log_path.read_text()
+
+
+def serve() -> None:
+    """The worker's loop: grade the student whose folder comes on each line of stdin, answer with that line.
+
+    The answers go out on the original stdout; everything else printed goes to stderr, the worker's log."""
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    for line in sys.stdin:
+        home = Path(line.strip())
+        try:
+            grade_in_worker(home)
+        except Exception:  # one student's grader failure must not stop the others; collect() reports it
+            import traceback
+            traceback.print_exc()
+        answers.write(f"{home}\n")
+
+
+def grade_in_worker(home: Path) -> None:
     """Autograde each notebook of one student separately, so one broken notebook spares the others."""
     from nbgrader.api import Gradebook
 
@@ -576,16 +722,17 @@ def worker(home: Path) -> None:
     course, sandbox = home / "course", home / "sandbox" / student / ASSIGNMENT
     stash = home / "stash"
     stash.mkdir()
-    jupyter_path = {"JUPYTER_PATH": str(home / "jupyter"), "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(home / "mpl")}
+    os.environ.update(JUPYTER_PATH=str(home / "jupyter"), MPLBACKEND="Agg", MPLCONFIGDIR=str(home / "mpl"))
     submitted = course / "submitted" / student / ASSIGNMENT
-    results = {}
+    results, timings = {}, {}
     for path in sorted(submitted.glob("*.ipynb")):
         notebook = path.stem
         graded = sandbox / path.name
         for attempt in (1, 2):  # a kernel lost to a busy machine gets a second chance; a crash repeats
-            log = nbgrader(course, "autograde", ASSIGNMENT, f"--student={student}", f"--notebook={notebook}", "--force",
-                           **jupyter_path).stdout
-            (home / "logs" / f"{notebook}-{attempt}.log").write_text(log)
+            started = time.perf_counter()
+            log = run_nbgrader("autograde", course, home / "logs" / f"{notebook}-{attempt}.log",
+                               assignment_id=ASSIGNMENT, student_id=student, notebook_id=notebook)
+            timings[f"autograde {notebook}"] = timings.get(f"autograde {notebook}", 0) + time.perf_counter() - started
             if graded.is_file() or not kernel_lost(log) or sandbox_failure(log):
                 break
         if not graded.is_file():
@@ -611,8 +758,11 @@ def worker(home: Path) -> None:
         shutil.move(graded, stash / path.name)  # no hidden test stays beside the next notebook's code
     for path in stash.glob("*.ipynb"):
         shutil.move(path, sandbox / path.name)
-    nbgrader(course, "generate_feedback", ASSIGNMENT, f"--student={student}", "--force", **jupyter_path)
+    started = time.perf_counter()
+    run_nbgrader("generate_feedback", course, home / "logs" / "feedback.log", assignment_id=ASSIGNMENT, student_id=student)
+    timings["generate_feedback"] = time.perf_counter() - started
     (home / "results.json").write_text(json.dumps(results))
+    (home / "timings.json").write_text(json.dumps(timings))  # seconds per step, for make bench-grade's profile
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -634,7 +784,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", action="store_true", help="keep the grading folders, to look into them")
     parser.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                         help="grade where no sandbox can be built: student code can read everything and use the network")
-    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -646,7 +796,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argument_parser()
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(args.worker)
+        return serve()
     if args.submissions is None:
         parser.error("name the submissions folder: python -m tools.grading.grade SUBMISSIONS")
     if args.out is None:
