@@ -120,7 +120,11 @@ def worker_prefix(bwrap: str | None) -> list[str]:
 
 
 def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[str]) -> dict[str, str]:
-    """Make `run/<student>/course`, nbgrader's course folder for one student; return the notebooks it cannot grade."""
+    """Make `run/<student>/course`, nbgrader's course folder for one student, with each notebook repaired against the
+    release (tools/grading/submissions.py); return the notebooks it cannot grade. The repairs' notes go to
+    `run/<student>/notes.json`, for `collect`."""
+    from tools.grading.submissions import SubmissionError, prepare_submission
+
     student = student_dir.name
     course = run / student / "course"
     submitted = course / "submitted" / student / ASSIGNMENT
@@ -129,19 +133,16 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
     shutil.copy2(master / "gradebook.db", course / "gradebook.db")
     for name in GRADING_FILES:
         shutil.copy2(master / "source" / ASSIGNMENT / name, course / "source" / ASSIGNMENT / name)
-    problems = {}
+    problems, notes = {}, {}
     for notebook in notebooks:
-        path = student_dir / f"{notebook}.ipynb"
-        if not path.is_file():
-            problems[notebook] = f"no submitted notebook {path.name}"
-            continue
         try:
-            nbformat.validate(nbformat.read(path, as_version=4))
-        except Exception as error:  # nbformat raises JSON, validation and version errors
-            first_line = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-            problems[notebook] = f"{path.name} is not a valid notebook file ({first_line})"
+            submission = prepare_submission(student_dir, notebook, notebooks, master / "release" / ASSIGNMENT / f"{notebook}.ipynb")
+        except SubmissionError as error:
+            problems[notebook] = str(error)
             continue
-        shutil.copyfile(path, submitted / path.name)
+        nbformat.write(submission.notebook, submitted / f"{notebook}.ipynb")
+        notes[notebook] = submission.notes
+    (run / student / "notes.json").write_text(json.dumps(notes))
     return problems
 
 
@@ -276,10 +277,12 @@ def grade_cells(notebook: Path) -> list[tuple[str, float]]:
 
 
 def collect(run: Path, master: Path, student: str, notebooks: list[str], problems: dict[str, str]) -> list[Row]:
-    """The rows of one student: the worker's results, or zeros with the reason it could not give any."""
+    """The rows of one student: the worker's results, or zeros with the reason it could not give any; each row of a
+    notebook that `prepare_student` repaired ends with the notes on what it repaired."""
     home = run / student
     results = home / "results.json"
     scored = json.loads(results.read_text()) if results.is_file() else {}
+    repairs = json.loads((home / "notes.json").read_text()) if (home / "notes.json").is_file() else {}
     rows = []
     for notebook in notebooks:
         for grade_id, points in grade_cells(master / "source" / ASSIGNMENT / f"{notebook}.ipynb"):
@@ -292,10 +295,12 @@ def collect(run: Path, master: Path, student: str, notebooks: list[str], problem
             result = scored.get(notebook, {}).get(grade_id)
             if reason or result is None:
                 reason = reason or scored.get(notebook, {}).get("__failure__", "the grader could not run this notebook")
-                rows.append(Row(student, notebook, grade_id, 0.0, points, "not graded", reason))
+                row = Row(student, notebook, grade_id, 0.0, points, "not graded", reason)
             else:
                 score, why, passed = result
-                rows.append(Row(student, notebook, grade_id, score, points, "passed" if passed else "failed", why))
+                row = Row(student, notebook, grade_id, score, points, "passed" if passed else "failed", why)
+            row.reason = "; ".join(filter(None, [row.reason, *repairs.get(notebook, [])]))
+            rows.append(row)
     return rows
 
 
