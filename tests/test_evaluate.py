@@ -1,0 +1,197 @@
+"""The real photos' splits, the calibration error, the "not sure" threshold, and the evaluation of the shipped model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tools.data import real_splits
+from tools.model import evaluate
+
+
+@pytest.fixture(scope="module")
+def wild() -> Path:
+    if not (real_splits.WILD_PHOTOS / "index.csv").is_file():
+        pytest.skip(f"wild photos not present at {real_splits.WILD_PHOTOS} (../shared is outside the repo)")
+    return real_splits.WILD_PHOTOS
+
+
+@pytest.fixture(scope="module")
+def sld() -> Path:
+    if not real_splits.SLD_PHOTOS.is_dir():
+        pytest.skip(f"Sign Language Digits not present at {real_splits.SLD_PHOTOS} (../shared is outside the repo)")
+    return real_splits.SLD_PHOTOS
+
+
+def _names(part: real_splits.Part) -> set[str]:
+    return {str(path) for path in part.paths}
+
+
+def _session_of(wild: Path) -> dict[str, str]:
+    rows = real_splits._read_wild_index(wild / "index.csv")
+    return {str(wild / row["file"]): row["session"] for row in rows}
+
+
+# --- The splits --------------------------------------------------------------------------
+
+
+def test_the_wild_split_is_the_same_on_every_call(wild):
+    first, second = real_splits.split_wild(wild), real_splits.split_wild(wild)
+    for name in ("train", "validation", "test"):
+        assert first[name].paths == second[name].paths and (first[name].labels == second[name].labels).all(), name
+
+
+def test_the_wild_split_shares_no_session_between_parts_and_loses_no_photo(wild):
+    session_of = _session_of(wild)
+    split = real_splits.split_wild(wild)
+    sessions = {name: {session_of[path] for path in _names(part)} for name, part in split.items()}
+    assert not sessions["train"] & sessions["validation"], sessions
+    assert not sessions["train"] & sessions["test"], sessions
+    assert not sessions["validation"] & sessions["test"], sessions
+    assert sum(len(part.paths) for part in split.values()) == len(session_of)
+
+
+def test_every_part_of_both_splits_shows_every_digit(wild, sld):
+    for source, split in (("wild", real_splits.split_wild(wild)), ("SLD", real_splits.split_sld(sld))):
+        for name, part in split.items():
+            assert set(part.labels.tolist()) == set(real_splits.CLASSES), f"{source} {name}"
+
+
+def test_the_wild_labels_are_the_folders_the_photos_are_in(wild):
+    for part in real_splits.split_wild(wild).values():
+        assert [int(path.parent.name) for path in part.paths] == part.labels.tolist()
+
+
+def test_the_sld_test_part_is_a_seeded_fifth_of_each_digit(sld):
+    split = real_splits.split_sld(sld)
+    assert _names(split["test"]) == _names(real_splits.split_sld(sld)["test"])
+    assert _names(split["test"]) != _names(real_splits.split_sld(sld, test_seed=real_splits.SLD_TEST_SEED + 1)["test"])
+    for digit in real_splits.CLASSES:
+        in_test = np.sum(split["test"].labels == digit)
+        in_all = sum(np.sum(part.labels == digit) for part in split.values())
+        assert abs(in_test - in_all / 5) <= 1, f"digit {digit}: {in_test} of {in_all} held out"
+
+
+def test_the_sld_parts_are_disjoint_and_lose_no_photo(sld):
+    split = real_splits.split_sld(sld)
+    names = [_names(part) for part in split.values()]
+    assert sum(map(len, names)) == len(set().union(*names)) == sum(len(list((sld / str(d)).iterdir())) for d in real_splits.CLASSES)
+
+
+def test_a_wild_index_without_a_session_column_is_named(tmp_path):
+    (tmp_path / "index.csv").write_text("file,label\n0/a.jpg,0\n")
+    with pytest.raises(real_splits.RealDataError, match=r"index\.csv has no column session"):
+        real_splits.split_wild(tmp_path)
+
+
+def test_a_wild_photo_outside_its_label_folder_is_named_with_its_line(tmp_path):
+    (tmp_path / "index.csv").write_text("file,label,session\n0/a.jpg,0,3\n1/b.jpg,2,3\n")
+    with pytest.raises(real_splits.RealDataError, match=r"index\.csv, line 3: file '1/b\.jpg' with label '2'"):
+        real_splits.split_wild(tmp_path)
+
+
+def test_a_wild_index_missing_a_held_out_session_is_named(tmp_path):
+    (tmp_path / "index.csv").write_text("file,label,session\n0/a.jpg,0,2\n")
+    held_out = ", ".join(real_splits.WILD_TEST_SESSIONS + real_splits.WILD_VALIDATION_SESSIONS)
+    with pytest.raises(real_splits.RealDataError, match=f"has no session {held_out}, which the split holds out"):
+        real_splits.split_wild(tmp_path)
+
+
+def test_a_wild_test_part_lacking_a_digit_is_named(tmp_path):
+    held_out = real_splits.WILD_TEST_SESSIONS + real_splits.WILD_VALIDATION_SESSIONS
+    rows = [f"{digit}/{session}_{digit}.jpg,{digit},{session}" for session in held_out for digit in range(5)]
+    (tmp_path / "index.csv").write_text("file,label,session\n" + "\n".join(rows) + "\n")
+    with pytest.raises(real_splits.RealDataError, match=r"validation sessions .* no photo of digit\(s\) 5"):
+        real_splits.split_wild(tmp_path)
+
+
+def test_a_missing_sld_folder_is_named(tmp_path):
+    with pytest.raises(real_splits.RealDataError, match="nowhere is not a folder"):
+        real_splits.split_sld(tmp_path / "nowhere")
+
+
+# --- Figures -------------------------------------------------------------------------------
+
+
+def test_a_perfectly_calibrated_toy_has_no_calibration_error():
+    # 60%-sure answers right 6 times in 10, 90%-sure ones 9 in 10, fully sure ones always.
+    confidences = np.repeat([0.6, 0.9, 1.0], [10, 10, 5])
+    correct = np.concatenate([np.arange(10) < 6, np.arange(10) < 9, np.ones(5, dtype=bool)])
+    assert evaluate.expected_calibration_error(confidences, correct) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_sampled_calibrated_model_has_a_calibration_error_near_zero():
+    rng = np.random.default_rng(0)
+    confidences = rng.uniform(1 / 6, 1, 200_000)
+    assert evaluate.expected_calibration_error(confidences, rng.random(200_000) < confidences) < 0.01
+
+
+def test_an_overconfident_toy_has_the_gap_between_confidence_and_accuracy():
+    # Half the photos 95% sure and 70% right, half 55% sure and 50% right: (0.25 + 0.05) / 2.
+    confidences = np.repeat([0.95, 0.55], 10)
+    correct = np.concatenate([np.arange(10) < 7, np.arange(10) < 5])
+    assert evaluate.expected_calibration_error(confidences, correct) == pytest.approx(0.15)
+
+
+def test_the_calibration_error_compares_each_bin_on_its_own():
+    # 0.50 and 0.55 fall in different 15ths: their gaps add up instead of cancelling.
+    confidences, correct = np.array([0.5, 0.55]), np.array([True, False])
+    assert evaluate.expected_calibration_error(confidences, correct) == pytest.approx((0.5 + 0.55) / 2)
+    assert evaluate.expected_calibration_error(confidences, correct, bins=1) == pytest.approx(0.05 / 2)
+
+
+def test_the_threshold_is_the_lowest_confidence_whose_answers_reach_the_target():
+    confidences = np.array([0.9, 0.6, 0.8, 0.7])
+    correct = np.array([True, True, True, False])
+    assert evaluate.choose_threshold(confidences, correct, target=0.75, min_answered=1) == pytest.approx(0.6)
+    assert evaluate.choose_threshold(confidences, correct, target=0.9, min_answered=1) == pytest.approx(0.8)
+
+
+def test_photos_of_equal_confidence_are_answered_alike():
+    confidences = np.array([0.9, 0.8, 0.8])
+    correct = np.array([True, True, False])
+    assert evaluate.choose_threshold(confidences, correct, target=0.75, min_answered=1) == pytest.approx(0.9)
+
+
+def test_no_threshold_when_even_the_surest_answer_is_wrong():
+    assert evaluate.choose_threshold(np.array([0.99, 0.5]), np.array([False, True]), target=0.95, min_answered=1) is None
+
+
+def test_one_lucky_photo_does_not_set_the_threshold():
+    confidences = np.array([0.99, 0.9, 0.8, 0.7])
+    correct = np.array([True, False, True, True])
+    assert evaluate.choose_threshold(confidences, correct, target=0.95, min_answered=1) == pytest.approx(0.99)
+    assert evaluate.choose_threshold(confidences, correct, target=0.95, min_answered=2) is None
+    assert evaluate.choose_threshold(confidences, correct, target=0.75, min_answered=2) == pytest.approx(0.7)
+
+
+def test_every_digit_counts_the_same_in_the_mean_per_class_accuracy():
+    labels = np.array([0] * 8 + [1] * 2)
+    predictions = np.array([0] * 8 + [0, 1])
+    confusion = evaluate.confusion_matrix(labels, predictions, classes=2)
+    assert confusion.tolist() == [[8, 0], [1, 1]]
+    assert evaluate.mean_class_accuracy(confusion) == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_coverage_and_accuracy_count_only_the_answers_above_the_threshold():
+    probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3]])
+    figures = evaluate.measure(probabilities, np.array([0, 0, 1, 1]), threshold=0.75)
+    assert (figures.coverage, figures.answered_accuracy) == (0.5, 1.0)
+    assert figures.accuracy == 0.5
+
+
+# --- The shipped model -----------------------------------------------------------------------
+
+
+def test_the_shipped_model_is_measured_on_a_sample_of_every_source(wild, sld, tmp_path):
+    evaluation = evaluate.evaluate(evaluate.resnets_utils.PRETRAINED, wild, sld, per_digit=2)
+    assert len(evaluation.sources) == 3
+    for name, figures in evaluation.sources.items():
+        assert figures.photos == 12 and figures.confusion.sum() == 12, name
+        assert figures.confusion.sum(axis=1).tolist() == [2] * 6, name
+    assert evaluation.sources["kit SIGNS test set"].accuracy >= 11 / 12
+    section = evaluate.model_card_section(evaluation)
+    assert section.startswith("## Measured on real photos\n")
+    assert all(f"| {name} | 12 |" in section for name in evaluation.sources)

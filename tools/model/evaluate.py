@@ -1,0 +1,261 @@
+"""Measure the pretrained model on photos it never trained on: `python -m tools.model.evaluate [--markdown FILE]`.
+
+For each held-out source (the kit's SIGNS test set, the test fifth of Sign Language Digits,
+the test sessions of the wild photos; `tools.data.real_splits` draws the parts) it prints
+the accuracy, the mean per-class accuracy, the confusion matrix, the expected calibration
+error, and how often the model answers, and how well, when it says "not sure" below a
+confidence threshold. The threshold is chosen on the wild validation sessions: the photos
+most like a student's, and the one validation part the shipped model never trained on (a
+model trained on the `train` parts of `tools.data.real_splits` never sees it either).
+`--markdown FILE` also writes the figures as the model card's "Measured on real photos" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+import resnets_utils
+from tools.data import real_splits
+
+ECE_BINS = 15
+NOT_SURE_TARGET = 0.95  # the answers given on validation photos must be at least this often right
+MIN_ANSWERED = 20  # ... and on at least this many photos, so that one lucky photo cannot set the threshold
+
+
+class Figures(NamedTuple):
+    """What one source's photos show about the model."""
+
+    photos: int
+    accuracy: float
+    mean_class_accuracy: float
+    confusion: np.ndarray  # rows: true digit, columns: the digit the model read
+    calibration_error: float
+    coverage: float  # share of photos answered at the "not sure" threshold (nan without a threshold)
+    answered_accuracy: float  # accuracy on those answered photos (nan when none is)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int = 6) -> np.ndarray:
+    """Return the (classes, classes) counts of true digit (row) read as digit (column)."""
+    # One numpy line; TensorFlow's tf.math.confusion_matrix would make these figures need TensorFlow.
+    return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)
+
+
+def mean_class_accuracy(confusion: np.ndarray) -> float:
+    """Return the accuracy of each true digit, averaged over the digits present: every digit counts the same."""
+    totals = confusion.sum(axis=1)
+    present = totals > 0
+    return float(np.mean(np.diag(confusion)[present] / totals[present]))
+
+
+def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Return the ECE of Guo et al. (2017): |accuracy - mean confidence| per confidence bin, weighted by its photos.
+
+    Bins are of equal width, (k/bins, (k+1)/bins]. A model whose 90%-sure answers are right
+    90% of the time scores 0; one that is 95% sure and 60% right scores 0.35.
+    """
+    # Hand-written: none of the pinned libraries (numpy, TensorFlow, Keras) provides ECE, and
+    # tensorflow-probability or torchmetrics would add a large dependency for these four lines.
+    confidences = np.asarray(confidences, dtype=np.float64)
+    bin_of = np.clip(np.ceil(confidences * bins).astype(int) - 1, 0, bins - 1)
+    gap_sums = np.bincount(bin_of, weights=np.asarray(correct, dtype=np.float64) - confidences, minlength=bins)
+    return float(np.abs(gap_sums).sum() / len(confidences))
+
+
+def choose_threshold(
+    confidences: np.ndarray, correct: np.ndarray, target: float = NOT_SURE_TARGET, min_answered: int = MIN_ANSWERED
+) -> float | None:
+    """Return the lowest confidence at or above which at least `min_answered` answers are `target` right, or None.
+
+    Answering from the most confident photo down, the threshold stops only between different
+    confidences, so photos of equal confidence are answered alike.
+    """
+    order = np.argsort(-np.asarray(confidences), kind="stable")
+    ranked = np.asarray(confidences)[order]
+    answered = np.arange(1, len(ranked) + 1)
+    answered_accuracy = np.cumsum(np.asarray(correct)[order]) / answered
+    ends_a_tie = np.append(ranked[1:] != ranked[:-1], True)
+    good = np.flatnonzero((answered_accuracy >= target) & ends_a_tie & (answered >= min_answered))
+    return float(ranked[good[-1]]) if len(good) else None
+
+
+def measure(probabilities: np.ndarray, labels: np.ndarray, threshold: float | None) -> Figures:
+    """Return the figures of one source from the model's probabilities and the true labels."""
+    predictions = probabilities.argmax(axis=1)
+    confidences = probabilities.max(axis=1)
+    correct = predictions == labels
+    confusion = confusion_matrix(labels, predictions, probabilities.shape[1])
+    answered = confidences >= threshold if threshold is not None else np.zeros(len(labels), dtype=bool)
+    return Figures(
+        photos=len(labels),
+        accuracy=float(correct.mean()),
+        mean_class_accuracy=mean_class_accuracy(confusion),
+        confusion=confusion,
+        calibration_error=expected_calibration_error(confidences, correct),
+        coverage=float(answered.mean()) if threshold is not None else float("nan"),
+        answered_accuracy=float(correct[answered].mean()) if answered.any() else float("nan"),
+    )
+
+
+def sample_per_digit(labels: np.ndarray, per_digit: int | None) -> np.ndarray:
+    """Return the indices of the first `per_digit` photos of each digit (all photos when None)."""
+    if per_digit is None:
+        return np.arange(len(labels))
+    return np.sort(np.concatenate([np.flatnonzero(labels == digit)[:per_digit] for digit in np.unique(labels)]))
+
+
+def held_out_sources(wild: Path, sld: Path, per_digit: int | None = None) -> tuple[dict, tuple | None, list[str]]:
+    """Return ({test source: (uint8 images, labels)}, the wild validation (images, labels) or None, notes).
+
+    The notes name the sources left out because their folder is absent.
+    """
+    _, _, kit_x, kit_y, _ = resnets_utils.load_dataset()
+    kit_chosen = sample_per_digit(kit_y.ravel(), per_digit)
+    sources = {"kit SIGNS test set": (kit_x[kit_chosen], kit_y.ravel()[kit_chosen])}
+    validation, notes = None, []
+
+    def read(part: real_splits.Part) -> tuple[np.ndarray, np.ndarray]:
+        chosen = part.subset(sample_per_digit(part.labels, per_digit))
+        return real_splits.read_part(chosen), chosen.labels
+
+    if sld.is_dir():
+        sources["held-out SLD fifth"] = read(real_splits.split_sld(sld)["test"])
+    else:
+        notes.append(f"Sign Language Digits not found at {sld}: its test fifth is not measured.")
+    if wild.is_dir():
+        wild_split = real_splits.split_wild(wild)
+        sources[f"held-out wild sessions {', '.join(real_splits.WILD_TEST_SESSIONS)}"] = read(wild_split["test"])
+        validation = read(wild_split["validation"])
+    else:
+        notes.append(f"wild photos not found at {wild}: no wild figures and no 'not sure' threshold.")
+    return sources, validation, notes
+
+
+class Evaluation(NamedTuple):
+    """The threshold, the validation photos' figures it was chosen by, and the figures of each test source."""
+
+    threshold: float | None
+    validation: Figures | None
+    sources: dict[str, Figures]
+    notes: list[str]
+
+
+def evaluate(model_path: Path, wild: Path, sld: Path, per_digit: int | None = None) -> Evaluation:
+    """Measure the model at `model_path` (.json/.npz) on every held-out source present.
+
+    Raises resnets_utils.ModelFileError, DatasetError or PhotoError, or real_splits.RealDataError,
+    each naming the file at fault.
+    """
+    sources, validation, notes = held_out_sources(wild, sld, per_digit)
+    model = resnets_utils.load_pretrained(model_path)
+
+    def probabilities(images: np.ndarray) -> np.ndarray:
+        return model.predict(resnets_utils.preprocess(images), batch_size=64, verbose=0)
+
+    threshold = validation_figures = None
+    if validation is not None:
+        validation_probabilities = probabilities(validation[0])
+        correct = validation_probabilities.argmax(axis=1) == validation[1]
+        threshold = choose_threshold(validation_probabilities.max(axis=1), correct)
+        validation_figures = measure(validation_probabilities, validation[1], threshold)
+    figures = {name: measure(probabilities(x), y, threshold) for name, (x, y) in sources.items()}
+    return Evaluation(threshold, validation_figures, figures, notes)
+
+
+def _percent(value: float) -> str:
+    return "–" if np.isnan(value) else f"{value:.1%}"
+
+
+def _threshold_sentence(evaluation: Evaluation) -> str:
+    sessions = ", ".join(real_splits.WILD_VALIDATION_SESSIONS)
+    if evaluation.validation is None:
+        return "No \"not sure\" threshold: the wild validation photos are absent."
+    if evaluation.threshold is None:
+        return (
+            f"No \"not sure\" threshold: at no confidence are at least {MIN_ANSWERED} of the model's answers on the "
+            f"wild validation sessions ({sessions}; {evaluation.validation.photos} photos) {NOT_SURE_TARGET:.0%} right."
+        )
+    return (
+        f"\"Not sure\" below a confidence of {evaluation.threshold:.3f}: the lowest at which the model's answers on the "
+        f"wild validation sessions ({sessions}; {evaluation.validation.photos} photos) are at least "
+        f"{NOT_SURE_TARGET:.0%} right, on at least {MIN_ANSWERED} photos (it answers "
+        f"{_percent(evaluation.validation.coverage)} of them, {_percent(evaluation.validation.answered_accuracy)} right)."
+    )
+
+
+def text_report(evaluation: Evaluation) -> str:
+    """Return the figures as plain text for the terminal."""
+    lines = [*(f"note: {note}" for note in evaluation.notes), _threshold_sentence(evaluation)]
+    for name, f in evaluation.sources.items():
+        lines += [
+            "",
+            f"{name}: {f.photos} photos",
+            f"  accuracy {_percent(f.accuracy)}, mean per-class accuracy {_percent(f.mean_class_accuracy)}, "
+            f"ECE ({ECE_BINS} bins) {f.calibration_error:.3f}",
+            f"  answered at the threshold {_percent(f.coverage)}, of which right {_percent(f.answered_accuracy)}",
+            "  confusion (rows: true digit 0-5, columns: read as 0-5):",
+            *(f"    {digit}: " + " ".join(f"{count:4d}" for count in row) for digit, row in enumerate(f.confusion)),
+        ]
+    return "\n".join(lines)
+
+
+def model_card_section(evaluation: Evaluation) -> str:
+    """Return the model card's "Measured on real photos" section in markdown."""
+    lines = [
+        "## Measured on real photos",
+        "",
+        "`python -m tools.model.evaluate --markdown FILE` writes this section. The held-out parts are drawn by "
+        "`tools/data/real_splits.py`: whole capture sessions of `../shared/data/hands-in-the-wild/`, "
+        "a seeded fifth of `../shared/data/sign-language-digits/`. ECE is the expected calibration error "
+        f"({ECE_BINS} equal-width confidence bins; 0 means the confidence is the chance of being right). "
+        "The wild photos show 0 as a fist and 3 as index + middle + ring (or an OK-like pose), where the kit "
+        "and SLD show 0 as an \"O\" and 3 as thumb + index + middle.",
+        "",
+        *(f"Note: {note}" for note in evaluation.notes),
+        _threshold_sentence(evaluation),
+        "",
+        "| held-out photos | photos | accuracy | mean per-class accuracy | ECE | answered at the threshold | right when answering |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| {name} | {f.photos} | {_percent(f.accuracy)} | {_percent(f.mean_class_accuracy)} | "
+            f"{f.calibration_error:.3f} | {_percent(f.coverage)} | {_percent(f.answered_accuracy)} |"
+            for name, f in evaluation.sources.items()
+        ),
+    ]
+    for name, f in evaluation.sources.items():
+        lines += [
+            "",
+            f"Confusion matrix, {name} (rows: true digit; columns: the digit the model read):",
+            "",
+            "| true \\ read | " + " | ".join(map(str, range(len(f.confusion)))) + " |",
+            "| --- " * (len(f.confusion) + 1) + "|",
+            *(f"| **{digit}** | " + " | ".join(map(str, row)) + " |" for digit, row in enumerate(f.confusion)),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=resnets_utils.PRETRAINED, help="MODEL.json/.npz to measure")
+    parser.add_argument("--wild", type=Path, default=real_splits.WILD_PHOTOS, help="the wild photos' folder")
+    parser.add_argument("--sld", type=Path, default=real_splits.SLD_PHOTOS, help="Sign Language Digits, DIR/<digit>/*.jpg")
+    parser.add_argument("--per-digit", type=int, metavar="N", help="only the first N photos of each digit per source")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the model card's section to FILE")
+    args = parser.parse_args()
+    if args.per_digit is not None and args.per_digit < 1:
+        parser.error(f"--per-digit must be at least 1, not {args.per_digit}")
+    try:
+        evaluation = evaluate(args.model, args.wild, args.sld, args.per_digit)
+    except (resnets_utils.ModelFileError, resnets_utils.PhotoError, resnets_utils.DatasetError, real_splits.RealDataError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print(text_report(evaluation))
+    if args.markdown:
+        args.markdown.write_text(model_card_section(evaluation))
+        print(f"\nWrote the model card's section to {args.markdown}.")
+
+
+if __name__ == "__main__":
+    main()
