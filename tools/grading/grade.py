@@ -59,7 +59,7 @@ from tools.grading.sandbox_kernel import KERNEL_NAMESPACES, SANDBOX_FAILED
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 GRADING_FILES = ("resnets_utils.py",)  # what the graded notebooks need beside them
-GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py")  # in tools/grading/
+GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py", "submissions.py")  # in tools/grading/
 GRADING_TOOLS = KIT_DIR / "tools" / "grading"
 SANDBOX_KERNEL = GRADING_TOOLS / "sandbox_kernel.py"
 BWRAP_VARIABLE = "RESNETS_BWRAP"  # where bwrap is, when it is not `bwrap` on PATH
