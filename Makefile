@@ -94,9 +94,10 @@ realism: $(READY)
 pretrained: $(READY)
 	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--real "$(REAL)") $(if $(EPOCHS),--epochs $(EPOCHS))
 
-# Prints the shipped model's accuracy on the kit's test set and on the held-out real photos.
+# Prints, per source (the kit's test set, held-out SLD photos, held-out wild sessions), the shipped model's accuracy,
+# confusion matrix, calibration (ECE) and "not sure" threshold (tools/model/evaluate.py).
 evaluate-pretrained: $(READY)
-	$(BIN)/python -m tools.model.train_pretrained --evaluate models/resnet50_signs $(if $(REAL),--real "$(REAL)")
+	$(BIN)/python -m tools.model.evaluate $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(MARKDOWN),--markdown "$(MARKDOWN)")
 
 # Instructors: the student version of the notebooks, in release/resnets/ (nbgrader generate_assignment).
 release: $(READY)
