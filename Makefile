@@ -39,7 +39,7 @@ setup: $(READY)
 # The grader's end-to-end checks: the mutation catalogue, a class graded in the sandbox, and the sandbox
 # holding for a clone under the temporary folder (with its .venv) and under home (about 10 minutes).
 GRADING_TESTS := tests/test_grader_catches_mistakes.py tests/test_grading.py tests/test_grading_layouts.py \
-	tests/test_grading_shards.py tests/test_gradescope_autograder.py
+	tests/test_grading_shards.py tests/test_gradescope_autograder.py tests/test_grading_submissions.py
 
 # The course: nbval over every notebook, and every test but the browser ones and the grader's end-to-end ones.
 test: $(READY)
@@ -76,7 +76,7 @@ endif
 
 # Downloads the real hand photos (checked, resumable) and converts them to SIGNS files in build/real-signs/.
 real-data: $(READY)
-	$(BIN)/python -m tools.data.download_real $(if $(MIRROR),--mirror "$(MIRROR)")
+	$(BIN)/python -m tools.data.download_real $(if $(MIRROR),--mirror "$(MIRROR)") $(if $(WILD_MIRROR),--wild-mirror "$(WILD_MIRROR)")
 
 # Prints training throughput of the kit's recipe against keras.applications.ResNet50, and time to 95%.
 bench: $(READY)
