@@ -36,11 +36,13 @@ def datasets_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """Return the folder holding the SIGNS files.
 
     The argument wins, then the environment variable RESNETS_DATASETS, then the kit's own
-    `datasets/` folder, so notebooks find the data whatever the current directory is.
+    `datasets/` folder, so notebooks find the data whatever the current directory is. A relative
+    RESNETS_DATASETS is relative to the kit's folder, not to the kernel's (Jupyter starts kernels
+    in `notebooks/`), so `RESNETS_DATASETS=build/real-signs make lab` means the same everywhere.
     """
     if data_dir is not None:
         return Path(data_dir)
-    return Path(os.environ.get(DATASETS_ENV) or KIT_DIR / "datasets")
+    return KIT_DIR / Path(os.environ.get(DATASETS_ENV) or "datasets").expanduser()
 
 
 def _read_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -37,6 +39,14 @@ def test_load_dataset_reads_from_an_argument_or_the_environment_variable(tiny_si
     assert load_dataset(tiny_signs)[0].shape == (12, 64, 64, 3)
     monkeypatch.setenv("RESNETS_DATASETS", str(tiny_signs))
     assert load_dataset()[2].shape == (6, 64, 64, 3)
+
+
+def test_a_relative_environment_variable_is_read_from_the_kits_folder_whatever_the_current_one(tiny_signs, tmp_path, monkeypatch):
+    """Jupyter starts kernels in notebooks/: `RESNETS_DATASETS=build/real-signs make lab` must still find the files."""
+    monkeypatch.setenv("RESNETS_DATASETS", os.path.relpath(tiny_signs, resnets_utils.KIT_DIR))
+    monkeypatch.chdir(tmp_path)
+    assert resnets_utils.datasets_dir() == tiny_signs.resolve()
+    assert resnets_utils.load_dataset()[0].shape[0] > 0
 
 
 def test_load_dataset_names_the_missing_file_and_how_to_regenerate(tmp_path):
