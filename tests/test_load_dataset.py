@@ -45,7 +45,7 @@ def test_a_relative_environment_variable_is_read_from_the_kits_folder_whatever_t
     """Jupyter starts kernels in notebooks/: `RESNETS_DATASETS=build/real-signs make lab` must still find the files."""
     monkeypatch.setenv("RESNETS_DATASETS", os.path.relpath(tiny_signs, resnets_utils.KIT_DIR))
     monkeypatch.chdir(tmp_path)
-    assert resnets_utils.datasets_dir() == tiny_signs.resolve()
+    assert resnets_utils.datasets_dir().resolve() == tiny_signs.resolve()
     assert resnets_utils.load_dataset()[0].shape[0] > 0
 
 
