@@ -58,8 +58,9 @@ def grade(submission: Path, work: Path) -> tuple[dict, int]:
     if code == SANDBOX_REFUSED:
         print("The grader refused to run student code unprotected (above: why). On a Gradescope image where the "
               "bubblewrap sandbox cannot be built, you may rebuild the bundle with `make gradescope-autograder "
-              "GRADE_OPTIONS=--no-sandbox` once you have read what that exposes (autograder/README.md), upload it "
-              "again and regrade the submissions.")
+              "GRADE_OPTIONS=--container-sandbox` (each kernel as an unprivileged user; it needs a container without "
+              "network) or `GRADE_OPTIONS=--no-sandbox` once you have read what each exposes (autograder/README.md), "
+              "upload it again and regrade the submissions.")
     if code != 0:
         return {"score": 0.0, "output": NOT_GRADED}, code
     return gradescope_results(read_grades(out)), 0
