@@ -36,10 +36,12 @@ lab: $(READY)
 # The set-up alone: .venv/ with the pinned packages and the kit (what every target does first).
 setup: $(READY)
 
-# The grader's end-to-end checks: the mutation catalogue, a class graded in the sandbox, and the sandbox
-# holding for a clone under the temporary folder (with its .venv) and under home (about 10 minutes).
+# The grader's end-to-end checks: the mutation catalogue, a class graded in the sandbox, the sandbox holding for
+# a clone under the temporary folder (with its .venv) and under home, the red-team attacks, a fuzzed class of odd
+# submissions, three shards merged, the Gradescope autograder and the container mode (about MINUTES minutes).
 GRADING_TESTS := tests/test_grader_catches_mistakes.py tests/test_grading.py tests/test_grading_layouts.py \
-	tests/test_grading_shards.py tests/test_gradescope_autograder.py tests/test_grading_submissions.py
+	tests/test_grading_shards.py tests/test_gradescope_autograder.py tests/test_grading_submissions.py \
+	tests/test_grading_container.py tests/test_grading_red_team.py
 
 # The course: nbval over every notebook, and every test but the browser ones and the grader's end-to-end ones.
 test: $(READY)
@@ -105,7 +107,8 @@ release: $(READY)
 
 # Instructors: grade SUBMISSIONS=DIR holding <student_id>/<notebook>.ipynb into grades/ (nbgrader autograde); a rerun
 # continues where the last one stopped. SHARD=i/N grades one shard into grades/shard-i-of-N/ (then make merge-grades).
-# GRADE_OPTIONS="--timeout 120 --restart --no-sandbox ..." (python -m tools.grading.grade --help lists them).
+# GRADE_OPTIONS="--timeout 120 --restart ..." (python -m tools.grading.grade --help lists them); where bubblewrap
+# cannot work: --container-sandbox (as root in a container without network, deploy/README.md) or --no-sandbox.
 grade: $(READY)
 	@test -n "$(SUBMISSIONS)" || { echo "Usage: make grade SUBMISSIONS=path/to/submissions [SHARD=i/N]"; exit 2; }
 	$(BIN)/python -m tools.grading.grade "$(SUBMISSIONS)" $(if $(SHARD),--shard $(SHARD)) $(GRADE_OPTIONS)

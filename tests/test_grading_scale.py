@@ -245,7 +245,7 @@ def test_a_student_the_grader_failed_is_graded_again(submissions, tmp_path):
 
 def test_the_grading_key_changes_with_the_options_that_change_scores():
     class Options:
-        sandbox, timeout, memory, student_timeout = True, 60.0, 4.0, 900.0
+        sandbox, container_sandbox, timeout, memory, student_timeout = True, False, 60.0, 4.0, 900.0
     notebooks = ["02_residual_blocks", "03_resnet50"]
     key = grade.grading_key(notebooks, Options)
     Options.timeout = 120.0

@@ -10,8 +10,11 @@ a cell that runs too long is interrupted (--timeout), a kernel that dies or a no
 is not valid JSON scores zero with the reason, memory is capped per submission (--memory).
 Student code runs in a bubblewrap sandbox (tools/grading/sandbox_kernel.py): without network, in a
 folder holding only the release files and the student's notebooks, unable to see the kit
-(source notebooks, .git), the gradebook or other students. Where that sandbox cannot be built,
-grading stops (exit code 2) unless --no-sandbox says to grade unprotected, which every row then says.
+(source notebooks, .git), the gradebook or other students, with limits on memory, CPU time,
+processes and writes. Where that sandbox cannot be built, grading stops (exit code 2) unless
+--container-sandbox (as root in a container without network: each kernel runs as a user of its
+own, tools/grading/container_sandbox.py) or --no-sandbox (unprotected) is given; every row then
+says which. Submissions are repaired against the release first (tools/grading/submissions.py).
 
 At scale: `--shard i/N` grades the students whose id hashes to shard i of N, on as many machines as
 there are shards; `python -m tools.grading.grade merge OUT1 OUT2 ...` joins their outputs and `python -m
@@ -54,12 +57,14 @@ from tqdm import tqdm
 from resnets_utils import KIT_DIR
 from tools.grading.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader_environment, write_config
 from tools.course.notebook_source import NOTEBOOKS
-from tools.grading.sandbox_kernel import KERNEL_NAMESPACES, SANDBOX_FAILED
+from tools.grading import container_sandbox
+from tools.grading.sandbox_kernel import KERNEL_NAMESPACES, LIMIT_REACHED, PROCESS_LIMIT, SANDBOX_FAILED
+from tools.grading.submissions import SubmissionError, prepare_submission
 
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 GRADING_FILES = ("resnets_utils.py",)  # what the graded notebooks need beside them
-GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py", "submissions.py")  # in tools/grading/
+GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py", "submissions.py", "container_sandbox.py")  # in tools/grading/
 GRADING_TOOLS = KIT_DIR / "tools" / "grading"
 SANDBOX_KERNEL = GRADING_TOOLS / "sandbox_kernel.py"
 BWRAP_VARIABLE = "RESNETS_BWRAP"  # where bwrap is, when it is not `bwrap` on PATH
@@ -67,6 +72,8 @@ BWRAP_VARIABLE = "RESNETS_BWRAP"  # where bwrap is, when it is not `bwrap` on PA
 # it), and its own PID namespace, so that stopping a worker that took too long stops its nbgrader and kernel too.
 WORKER_NAMESPACE = ("--dev-bind", "/", "/", "--unshare-net", "--unshare-pid", "--proc", "/proc", "--die-with-parent")
 UNSANDBOXED = "graded with --no-sandbox: student code could read the hidden tests and other students' work, and use the network"
+CONTAINER_SANDBOXED = ("graded with --container-sandbox: student code ran as a user of its own in the grader's container, "
+                       "without network, and could read the container's files that every user may read")
 HOW_TO_SANDBOX = f"""\
 Grading runs student code in a bubblewrap sandbox. Install it (`apt-get install bubblewrap`,
 `dnf install bubblewrap`) or point {BWRAP_VARIABLE}=/path/to/bwrap at it; as a user other than root
@@ -123,8 +130,6 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
     """Make `run/<student>/course`, nbgrader's course folder for one student, with each notebook repaired against the
     release (tools/grading/submissions.py); return the notebooks it cannot grade. The repairs' notes go to
     `run/<student>/notes.json`, for `collect`."""
-    from tools.grading.submissions import SubmissionError, prepare_submission
-
     student = student_dir.name
     course = run / student / "course"
     submitted = course / "submitted" / student / ASSIGNMENT
@@ -154,6 +159,7 @@ def worker_settings(run: Path, student: str, hidden: list[Path], bwrap: str | No
     settings.write_text(json.dumps({
         "isolated": args.sandbox, "bwrap": bwrap, "hide": [str(path) for path in hidden],
         "sandbox": str(home / "sandbox"), "memory_bytes": int(args.memory * 2**30), "timeout": args.timeout,
+        "container": args.kernel_users,  # with --container-sandbox, set by grade_class: tools/grading/container_sandbox.py
     }))
     kernel_dir = home / "jupyter" / "kernels" / "resnets-grader"
     kernel_dir.mkdir(parents=True)
@@ -391,16 +397,18 @@ def grading_key(notebooks: list[str], args) -> str:
     for path in [*(NOTEBOOKS / f"{notebook}.ipynb" for notebook in notebooks), *(KIT_DIR / name for name in GRADING_FILES),
                  *(GRADING_TOOLS / name for name in GRADER_CODE)]:
         digest.update(hashlib.sha256(path.read_bytes()).digest())
-    digest.update(json.dumps([args.sandbox, args.timeout, args.memory, args.student_timeout]).encode())
+    digest.update(json.dumps([args.sandbox, args.container_sandbox, args.timeout, args.memory, args.student_timeout]).encode())
     return digest.hexdigest()
 
 
 def submission_fingerprint(student_dir: Path, notebooks: list[str], grading: str) -> str:
-    """What a kept result must match to be used again: the student's notebooks (or their absence) and `grading`."""
+    """What a kept result must match to be used again: every notebook in the student's folder (a renamed one
+    may be graded: tools/grading/submissions.py), the absence of the expected ones, and `grading`."""
     digest = hashlib.sha256(grading.encode())
     for notebook in notebooks:
-        path = student_dir / f"{notebook}.ipynb"
-        digest.update(f"{notebook}:{hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else 'missing'};".encode())
+        digest.update(f"{notebook}:{'present' if (student_dir / f'{notebook}.ipynb').is_file() else 'missing'};".encode())
+    for path in sorted(student_dir.glob("*.ipynb")):
+        digest.update(f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()};".encode())
     return digest.hexdigest()
 
 
@@ -537,7 +545,14 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
         print(f"Shard {args.shard[0]}/{args.shard[1]}: {len(student_dirs)} of the {len(everyone)} students.")
         if not student_dirs:
             return []
-    if args.sandbox:
+    if args.container_sandbox:
+        try:
+            container_sandbox.check_container(container_sandbox.kernel_uids(args.workers))
+        except container_sandbox.ContainerNotReady as error:
+            raise SandboxUnavailable(str(error)) from None
+        bwrap, prefix = None, []
+        isolation = "student code runs as users of its own in this container, which has no network (--container-sandbox)"
+    elif args.sandbox:
         bwrap = os.environ.get(BWRAP_VARIABLE) or shutil.which("bwrap")
         prefix = worker_prefix(bwrap)
         isolation = "student code runs in a bubblewrap sandbox, without network"
@@ -564,16 +579,19 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
             for grade_id, points in grade_cells(master / "source" / ASSIGNMENT / f"{notebook}.ipynb")
         ]
         hidden = [KIT_DIR, submissions.resolve(), out.resolve(), run]  # the sandbox shows only Python and the student's folder
-        workers = WorkerPool(prefix, run)
-        grade = functools.partial(grade_student, run=run, master=master, notebooks=notebooks, workers=workers, bwrap=bwrap,
-                                  hidden=hidden, out=out, args=args)
-        try:
-            rows = in_csv_order(rows + grade_remaining(valid, fingerprints, out / RESULTS, args.workers, grade))
-        finally:
-            workers.close()
-        if not args.sandbox:
+        users = container_sandbox.kernel_users(hidden, args.workers) if args.container_sandbox else contextlib.nullcontext()
+        with users as args.kernel_users:
+            workers = WorkerPool(prefix, run)
+            grade = functools.partial(grade_student, run=run, master=master, notebooks=notebooks, workers=workers,
+                                      bwrap=bwrap, hidden=hidden, out=out, args=args)
+            try:
+                rows = in_csv_order(rows + grade_remaining(valid, fingerprints, out / RESULTS, args.workers, grade))
+            finally:
+                workers.close()
+        note = CONTAINER_SANDBOXED if args.container_sandbox else None if args.sandbox else UNSANDBOXED
+        if note:
             for row in rows:
-                row.reason = f"{row.reason}; {UNSANDBOXED}" if row.reason else UNSANDBOXED
+                row.reason = f"{row.reason}; {note}" if row.reason else note
         return rows
     finally:
         if args.keep:
@@ -598,6 +616,9 @@ def kernel_lost(log: str) -> bool:
 
 def failure_reason(log: str) -> str:
     """Turn an nbgrader log of a failed autograde into a sentence for the student and the instructor."""
+    limit = [line.strip() for line in log.splitlines() if line.startswith(LIMIT_REACHED)]
+    if limit:
+        return f"the sandbox's limit stopped the kernel: {limit[-1].removeprefix(LIMIT_REACHED + ': ')}"
     sandbox = sandbox_failure(log)
     if sandbox:
         return f"GRADER PROBLEM: the sandbox could not be set up, so no student code ran ({sandbox[:300]})"
@@ -625,6 +646,8 @@ def cell_reasons(notebook: Path, timeout: float) -> dict[str, str]:
             earlier.append(f"cell {number} was stopped after {timeout:g} s")
         elif "MemoryError" in names:
             earlier.append(f"cell {number} ran out of memory (MemoryError)")
+        elif any(error["ename"] == "BlockingIOError" and "Resource temporarily unavailable" in error["evalue"] for error in errors):
+            earlier.append(f"cell {number} reached the sandbox's process limit of {PROCESS_LIMIT} (BlockingIOError)")
         elif errors and cell.metadata.get("nbgrader", {}).get("solution"):
             earlier.append(f"your cell {number} raised {errors[0]['ename']}: {errors[0]['evalue'][:120]}")
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -754,7 +777,7 @@ def grade_in_worker(home: Path) -> None:
                 results.setdefault(notebook, {})[grade_id] = (float(grade.score or 0), error, not error)
         for grade_id, _ in grade_cells(home.parent / "master" / "source" / ASSIGNMENT / path.name):
             if grade_id not in reasons:
-                results.setdefault(notebook, {})[grade_id] = (0.0, "this test cell was deleted from the submission, so it scores 0", False)
+                results.setdefault(notebook, {})[grade_id] = (0.0, f"{GRADER_PROBLEM}: test cell {grade_id} was not in the graded notebook (the repair should have restored it)", False)
         edits = edited_locked_cells(path, home.parent / "master" / "release" / ASSIGNMENT / path.name)
         if edits:
             note = f"restored before grading, as the student had edited them: {', '.join(edits)}"
@@ -787,8 +810,12 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--student-timeout", type=float, default=900, help="seconds one student may take in all")
     parser.add_argument("--memory", type=float, default=4, help="GiB of memory one submission may use")
     parser.add_argument("--keep", action="store_true", help="keep the grading folders, to look into them")
-    parser.add_argument("--no-sandbox", dest="sandbox", action="store_false",
-                        help="grade where no sandbox can be built: student code can read everything and use the network")
+    isolation = parser.add_mutually_exclusive_group()
+    isolation.add_argument("--container-sandbox", action="store_true",
+                           help="where bubblewrap cannot work, in a container of its own run as root without network: "
+                                "each kernel runs as an unprivileged user (tools/grading/container_sandbox.py)")
+    isolation.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                           help="grade where no sandbox can be built: student code can read everything and use the network")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -812,7 +839,8 @@ def main(argv: list[str] | None = None) -> None:
         rows = grade_class(args.submissions, args.out, args)
     except SandboxUnavailable as error:
         command = shlex.join([sys.executable, "-m", "tools.grading.grade", str(args.submissions)])
-        print(f"Error: student code cannot be sandboxed here: {error}.\n{HOW_TO_SANDBOX.format(command=command)}", file=sys.stderr)
+        how = container_sandbox.HOW_TO_FIX if args.container_sandbox else HOW_TO_SANDBOX.format(command=command)
+        print(f"Error: student code cannot be sandboxed here: {error}.\n{how}", file=sys.stderr)
         sys.exit(2)
     except GradingError as error:
         sys.exit(f"Error: {error}")
