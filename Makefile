@@ -38,7 +38,7 @@ setup: $(READY)
 
 # The grader's end-to-end checks: the mutation catalogue, a class graded in the sandbox, the sandbox holding for
 # a clone under the temporary folder (with its .venv) and under home, the red-team attacks, a fuzzed class of odd
-# submissions, three shards merged, the Gradescope autograder and the container mode (about MINUTES minutes).
+# submissions, three shards merged, the Gradescope autograder and the container mode (about 22 minutes).
 GRADING_TESTS := tests/test_grader_catches_mistakes.py tests/test_grading.py tests/test_grading_layouts.py \
 	tests/test_grading_shards.py tests/test_gradescope_autograder.py tests/test_grading_submissions.py \
 	tests/test_grading_container.py tests/test_grading_red_team.py
