@@ -49,11 +49,14 @@ def checked_options(text: str) -> list[str]:
         raise BadGradeOptions(f"--grade-options {text!r}: run_autograder chooses the folders itself; leave out --out, --shard and --worker")
     parser = grade.argument_parser()
     parser.exit_on_error = False
-    try:
-        parser.parse_args([*options, "submissions"])
+    try:  # parse_known_args: before Python 3.12, parse_args exits on unknown options even without exit_on_error
+        unknown = parser.parse_known_args([*options, "submissions"])[1]
+        problem = f"unrecognized arguments: {' '.join(unknown)}" if unknown else None
     except argparse.ArgumentError as error:
-        raise BadGradeOptions(f"--grade-options {text!r} holds options the grader does not accept ({error}); "
-                              "`python -m tools.grading.grade --help` lists them") from None
+        problem = str(error)
+    if problem:
+        raise BadGradeOptions(f"--grade-options {text!r} holds options the grader does not accept ({problem}); "
+                              "`python -m tools.grading.grade --help` lists them")
     return options
 
 
