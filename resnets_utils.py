@@ -8,10 +8,11 @@ so that `import resnets_utils` is instant in every notebook.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import h5py
 import numpy as np
@@ -299,16 +300,33 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _open_upright_rgb(path: Path, size: int) -> Image.Image:
+def _open_upright_rgb(photo: Path | BinaryIO, name: str, size: int) -> Image.Image:
     """Open a photo no larger than MAX_PHOTO_PIXELS as upright 8-bit RGB, decoding big JPEGs at a reduced scale."""
-    with Image.open(path) as image:
+    with Image.open(photo) as image:
         if image.width * image.height > MAX_PHOTO_PIXELS:
             raise PhotoError(
-                f"{path} is {image.width}x{image.height} pixels, more than the "
+                f"{name} is {image.width}x{image.height} pixels, more than the "
                 f"{MAX_PHOTO_PIXELS // 1_000_000} megapixels a photo may have."
             )
         image.draft("RGB", (size * 4, size * 4))
         return _to_rgb8(ImageOps.exif_transpose(image))
+
+
+def _decode_photo(photo: Path | BinaryIO, name: str, size: int) -> np.ndarray:
+    """Decode an opened or named photo as `read_photo` describes; errors call it `name`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below decides
+            image = _open_upright_rgb(photo, name, size)
+    except PhotoError:
+        raise
+    except Image.DecompressionBombError:
+        raise PhotoError(f"{name} is too large to be a photo (it could exhaust memory).") from None
+    except UnidentifiedImageError:
+        raise PhotoError(f"{name} is not an image file Pillow can read (JPEG, PNG, WebP, ...).") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise PhotoError(f"{name} is damaged or truncated and cannot be decoded ({error}).") from None
+    return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
 def read_photo(path: str | os.PathLike, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -323,19 +341,19 @@ def read_photo(path: str | os.PathLike, size: int = IMAGE_SIZE) -> np.ndarray:
         raise PhotoError(f"Photo not found: {path}")
     if path.stat().st_size == 0:
         raise PhotoError(f"{path} is an empty file, not a photo.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below decides
-            image = _open_upright_rgb(path, size)
-    except PhotoError:
-        raise
-    except Image.DecompressionBombError:
-        raise PhotoError(f"{path} is too large to be a photo (it could exhaust memory).") from None
-    except UnidentifiedImageError:
-        raise PhotoError(f"{path} is not an image file Pillow can read (JPEG, PNG, WebP, ...).") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise PhotoError(f"{path} is damaged or truncated and cannot be decoded ({error}).") from None
-    return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return _decode_photo(path, str(path), size)
+
+
+def read_uploaded_photo(content: bytes | memoryview, name: str, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Read a photo held in memory, as an upload widget gives it, exactly as `read_photo` reads a file.
+
+    `content` is the file's bytes (ipywidgets' `FileUpload` gives a memoryview); `name` is the uploaded file's name, which error messages quote: a student who uploads the
+    wrong file learns which one. Raises PhotoError when the bytes are empty, not an image,
+    damaged or too large.
+    """
+    if not content:
+        raise PhotoError(f"{name} is an empty file, not a photo.")
+    return _decode_photo(io.BytesIO(content), name, size)
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:

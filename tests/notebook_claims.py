@@ -105,5 +105,23 @@ CLAIMS: dict[str, list[Claim]] = {
         Claim("the sample image of a 5 (drawn by the kit) reads as a 5, and the model is sure of it (over 90%)",
               "(lambda p: p.argmax() == 5 and p.max() > 0.9)("
               "model.predict(resnets_utils.load_image('../images/sample_hand_5.jpg'), verbose=0)[0])"),
+        # Section 3, the preprocessing mistake: the same sample 5 prepared three ways
+        Claim("prepared as in training (x / 255), the sample 5 reads as a 5",
+              "readings['x / 255, as in training'].argmax() == 5"),
+        Claim("both wrong inputs (0-255 pixels, ImageNet's preprocess_input) turn the 5 into another digit "
+              "(p(5) below 0.1), and the model is as sure of that one (over 90%)",
+              "all(p.argmax() != 5 and p[5] < 0.1 and p.max() > 0.9 "
+              "for name, p in readings.items() if name != 'x / 255, as in training')"),
+        Claim("with either wrong input the first BatchNorm passes values on hundreds of times larger than in "
+              "training (its output's standard deviation over 100 times that for x / 255)",
+              "(lambda first_norm: all(first_norm(batch).std() > 100 * first_norm(inputs['x / 255, as in training']).std() "
+              "for name, batch in inputs.items() if name != 'x / 255, as in training'))("
+              "lambda batch: np.asarray(tf.keras.Model(model.inputs, model.get_layer('bn_conv1').output)(batch)))"),
+        Claim("with either wrong input the last layer's scores, before the softmax, come out far larger than for "
+              "x / 255 (the largest over 10 times larger)",
+              "(lambda scores: all(np.abs(scores(batch)).max() > 10 * np.abs(scores(inputs['x / 255, as in training'])).max() "
+              "for name, batch in inputs.items() if name != 'x / 255, as in training'))("
+              "lambda batch: np.asarray(tf.keras.Model(model.inputs, model.layers[-2].output)(batch)).reshape(len(batch), -1) "
+              "@ np.asarray(model.layers[-1].kernel) + np.asarray(model.layers[-1].bias))"),
     ],
 }

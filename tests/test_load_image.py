@@ -92,3 +92,23 @@ def test_load_image_refuses_a_decompression_bomb(tmp_path):
     path = save(tmp_path, "bomb.png", Image.new("1", (12_000, 12_000)))
     with pytest.raises(PhotoError, match=r"bomb\.png is 12000x12000 pixels"):
         load_image(path)
+
+
+def test_an_uploaded_photo_is_read_exactly_as_the_same_file_on_disk(tmp_path):
+    tall = np.zeros((90, 40, 3), np.uint8)
+    tall[:30] = (250, 200, 10)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: taken sideways, as phones store photos
+    path = save(tmp_path, "phone.jpg", Image.fromarray(tall), exif=exif, quality=95)
+    uploaded = resnets_utils.read_uploaded_photo(memoryview(path.read_bytes()), "phone.jpg")  # what FileUpload gives
+    np.testing.assert_array_equal(uploaded, resnets_utils.read_photo(path))
+
+
+def test_an_uploaded_file_that_is_not_a_photo_is_named():
+    with pytest.raises(PhotoError, match=r"notes\.txt is not an image file"):
+        resnets_utils.read_uploaded_photo(b"hello", "notes.txt")
+
+
+def test_an_empty_upload_is_named():
+    with pytest.raises(PhotoError, match=r"blank\.jpg is an empty file"):
+        resnets_utils.read_uploaded_photo(b"", "blank.jpg")
