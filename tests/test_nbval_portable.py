@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import nbformat
@@ -27,11 +28,25 @@ def test_every_notebook_whose_digits_nbval_ignores_has_claims_checked_instead():
         assert not ignored or CLAIMS.get(path.name), f"{path.name} ignores outputs but no claim checks them"
 
 
+def indexed_notebook_names(expression: str) -> set[str]:
+    """The variables a claim indexes (`history[...]`) that it does not bind itself (comprehension variables,
+    lambda parameters): the notebook must set them. Attributes (`model.layers[-1]`) are the object's."""
+    indexed, bound = set(), set()
+    for node in ast.walk(ast.parse(expression, mode="eval")):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            indexed.add(node.value.id)
+        elif isinstance(node, ast.comprehension):
+            bound |= {name.id for name in ast.walk(node.target) if isinstance(name, ast.Name)}
+        elif isinstance(node, ast.Lambda):
+            bound |= {argument.arg for argument in node.args.args}
+    return indexed - bound
+
+
 def test_claims_name_existing_notebooks_and_variables_they_define():
     names = {path.name: path for path in NOTEBOOKS}
     for notebook, claims in CLAIMS.items():
         assert notebook in names, f"a claim names {notebook}, which is not in notebooks/"
         code = "\n".join(c.source for c in nbformat.read(names[notebook], as_version=4).cells if c.cell_type == "code")
         for claim in claims:
-            for name in re.findall(r"\b([A-Za-z_]\w*)\[", claim.holds):
+            for name in indexed_notebook_names(claim.holds):
                 assert re.search(rf"\b{name}\b\s*(\[[^\]]*\])?\s*=", code), f"{notebook}: the claim '{claim.says}' uses {name}, which the notebook never sets"
