@@ -122,17 +122,13 @@ def test_the_manifest_lists_the_photos_of_all_six_digits():
 
 
 def test_the_wild_manifest_lists_a_photo_and_its_box_file_for_every_picture():
+    if not WILD_MANIFEST.is_file():
+        pytest.skip(f"HandsDataset's checksum list not present at {WILD_MANIFEST} (../shared is outside the repo)")
     names = [name for _, name in read_manifest(WILD_MANIFEST)]
     photos = {name.removesuffix(".jpg") for name in names if name.endswith(".jpg")}
     boxes = {name.removesuffix(".xml") for name in names if name.endswith(".xml")}
     assert len(names) == len(set(names)) == 2 * len(photos) and photos == boxes
     assert {name.rsplit("/", 1)[0] for name in names} == {"images/train", "images/test"}
-
-
-def test_the_wild_manifest_is_the_list_beside_the_shared_crops():
-    if not SHARED_WILD.is_dir():
-        pytest.skip(f"wild photos not present at {SHARED_WILD} (../shared is outside the repo)")
-    assert WILD_MANIFEST.read_bytes() == (SHARED_WILD / "source.sha256").read_bytes()
 
 
 def test_crops_and_sessions_are_those_of_the_shared_index():

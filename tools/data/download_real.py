@@ -1,11 +1,12 @@
 """Download the real hand photos the kit can train on: `python -m tools.data.download_real`.
 
-Two sources, both Apache-2.0, each listed file by file with its SHA-256 in `datasets/`:
+Two sources, both Apache-2.0, each listed file by file with its SHA-256:
 - the Sign Language Digits Dataset (Mavi 2020), classes 0-5 of
   github.com/ardamavi/Sign-Language-Digits-Dataset, folder Dataset/<digit>/
   (`datasets/sign_language_digits.sha256`), converted to SIGNS files;
 - HandsDataset (Soubhi Hadri), github.com/SubhiH/HandsDataset at commit 73228cb, the photos and
-  box files of images/train/ and images/test/ (`datasets/hands-in-the-wild.sha256`), cropped
+  box files of images/train/ and images/test/ (the list `source.sha256` that comes with
+  ../shared/data/hands-in-the-wild/, or --wild-checksums FILE: the kit keeps no file from there), cropped
   around each hand by `tools.data.crop_hands` as in ../shared/data/hands-in-the-wild/.
 Each file is checked against its checksum as it arrives. A run that stops (offline,
 interrupted) keeps what it has: run it again and it resumes, a half-fetched file from where it
@@ -35,7 +36,7 @@ DEFAULT_PHOTOS = KIT_DIR / "build" / "sign-language-digits"
 DEFAULT_SIGNS = KIT_DIR / "build" / "real-signs"
 
 WILD_UPSTREAM = "https://raw.githubusercontent.com/SubhiH/HandsDataset/73228cb"
-WILD_MANIFEST = KIT_DIR / "datasets" / "hands-in-the-wild.sha256"
+WILD_MANIFEST = KIT_DIR.parent / "shared" / "data" / "hands-in-the-wild" / "source.sha256"
 DEFAULT_WILD_SOURCE = KIT_DIR / "build" / "hands-dataset"
 DEFAULT_WILD_CROPS = KIT_DIR / "build" / "hands-in-the-wild"
 
@@ -166,6 +167,8 @@ def main() -> None:
                         help="where to keep its photos and box files")
     parser.add_argument("--wild-out", type=Path, default=DEFAULT_WILD_CROPS,
                         help="where to write its hand crops and index.csv")
+    parser.add_argument("--wild-checksums", type=Path, default=WILD_MANIFEST,
+                        help="HandsDataset's list of SHA-256 sums (default: the one beside ../shared's crops)")
     parser.add_argument("--write-manifest", type=Path, metavar="DIR",
                         help="(maintainers) list DIR's Sign Language Digits photos as the manifest")
     args = parser.parse_args()
@@ -178,8 +181,11 @@ def main() -> None:
         skipped = import_photos(args.photos, args.out)
         print(f"Wrote SIGNS files from real photos to {args.out} ({len(skipped)} skipped).")
         print(f"Use them in the notebooks with: RESNETS_DATASETS={args.out.resolve()} make lab")
-        fetched = download(args.wild_mirror, args.wild_source, WILD_MANIFEST)
-        print(f"{len(read_manifest(WILD_MANIFEST))} photos and box files in {args.wild_source}, all checked "
+        if not args.wild_checksums.is_file():
+            raise DownloadError(f"HandsDataset's checksum list {args.wild_checksums} not found: it comes with "
+                                "../shared/data/hands-in-the-wild/ (source.sha256); give its path with --wild-checksums FILE")
+        fetched = download(args.wild_mirror, args.wild_source, args.wild_checksums)
+        print(f"{len(read_manifest(args.wild_checksums))} photos and box files in {args.wild_source}, all checked "
               f"({fetched} downloaded now).")
         count, skipped = crop_hands(args.wild_source, args.wild_out)
     except (DownloadError, CropError) as error:
