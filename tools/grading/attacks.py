@@ -5,7 +5,7 @@ Each attack raises when the protection holds, so a submission earns the identity
 points only if its attack works; `reasons` are the words the grade row must then show (one of
 them). The attacker is assumed to know where the instructor keeps the kit, the submissions and
 the grades (they are guessable), and that the kernel's working folder is
-`RUN/<student>/sandbox/<student>/<assignment>` (it is, and the kernel can see it).
+`RUN/<worker's zygote>/slot/<student>/<assignment>` (it is, and the kernel can see it).
 tests/test_grading_red_team.py grades all of them in one run, next to the reference.
 """
 
@@ -18,7 +18,7 @@ from tools.course.notebook_source import BLOCKS_NOTEBOOK, solution_source
 from tools.grading.nbgrader_course import ASSIGNMENT
 
 ATTACKED_CELL = "identity_block"  # the solution cell each attack goes into
-# The kernel's working folder is RUN/<student>/sandbox/<student>/<assignment>: what the attacks derive their targets from.
+# The kernel's working folder is RUN/<zygote>/slot/<student>/<assignment>: what the attacks derive their targets from.
 WHERE = "from pathlib import Path\nhere = Path.cwd()\nme, run = here.parent.name, here.parents[3]\n"
 SECRET_VARIABLE = "RESNETS_RED_TEAM_SECRET"  # the test sets it in the grader's environment, as a CI token would be
 
@@ -75,7 +75,10 @@ def catalogue(kit: Path, submissions: Path, out: Path, victim: str) -> list[Atta
                ("No space left on device",)),
         # The grader's processes.
         Attack("signals the grader", "kill the process that started its kernel",
-               "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", ("Operation not permitted", "kernel died")),
+               # The kernel's parent is the init of its PID namespace, which a signal from inside cannot kill.
+               "import os, signal, time\nparent = os.getppid()\nos.kill(parent, signal.SIGKILL)\ntime.sleep(1)\n"
+               "if os.getppid() == parent:\n    raise ProcessLookupError('the kernel\\'s parent survived SIGKILL')",
+               ("Operation not permitted", "kernel died", "survived SIGKILL")),
         Attack("finds the grader in /proc", "read nbgrader's command line, which names the grading run",
                "import glob\nnext(path for path in glob.glob('/proc/[0-9]*/cmdline') if b'nbgrader' in open(path, 'rb').read())",
                ("StopIteration",)),
@@ -93,7 +96,7 @@ def catalogue(kit: Path, submissions: Path, out: Path, victim: str) -> list[Atta
                ("CalledProcessError",)),
         # Grades and feedback, its own and others'.
         Attack("writes its own results", "write the scores the grader collects for it",
-               f"{WHERE}(run / me / 'results.json').write_text('{{}}')", ("Permission denied",)),
+               f"{WHERE}(run / me / 'results.json').write_text('{{}}')", ("Permission denied", "No such file or directory")),
         Attack("writes another student's results", f"write the scores the grader collects for {victim}",
                f"{WHERE}(run / {victim!r} / 'results.json').write_text('{{}}')", ("No such file or directory",)),
         Attack("writes grades.csv", "write the class's grades",

@@ -15,6 +15,8 @@ processes and writes. Where that sandbox cannot be built, grading stops (exit co
 --container-sandbox (as root in a container without network: each kernel runs as a user of its
 own, tools/grading/container_sandbox.py) or --no-sandbox (unprotected) is given; every row then
 says which. Submissions are repaired against the release first (tools/grading/submissions.py).
+Each worker starts its kernels from a zygote that has imported TensorFlow once and forks a kernel
+per notebook, each in namespaces and limits of its own (tools/grading/kernel_zygote.py).
 
 At scale: `--shard i/N` grades the students whose id hashes to shard i of N, on as many machines as
 there are shards; `python -m tools.grading.grade merge OUT1 OUT2 ...` joins their outputs and `python -m
@@ -57,14 +59,15 @@ from tqdm import tqdm
 from resnets_utils import KIT_DIR
 from tools.grading.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader_environment, write_config
 from tools.course.notebook_source import NOTEBOOKS
-from tools.grading import container_sandbox
-from tools.grading.sandbox_kernel import KERNEL_NAMESPACES, LIMIT_REACHED, PROCESS_LIMIT, SANDBOX_FAILED
+from tools.grading import container_sandbox, kernel_zygote
+from tools.grading.sandbox_kernel import KERNEL_NAMESPACES, LIMIT_REACHED, PROCESS_LIMIT, SANDBOX_FAILED, ZYGOTE_VARIABLE
 from tools.grading.submissions import SubmissionError, prepare_submission
 
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 GRADING_FILES = ("resnets_utils.py",)  # what the graded notebooks need beside them
-GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py", "submissions.py", "container_sandbox.py")  # in tools/grading/
+GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py", "kernel_zygote.py",
+               "submissions.py", "container_sandbox.py")  # in tools/grading/
 GRADING_TOOLS = KIT_DIR / "tools" / "grading"
 SANDBOX_KERNEL = GRADING_TOOLS / "sandbox_kernel.py"
 BWRAP_VARIABLE = "RESNETS_BWRAP"  # where bwrap is, when it is not `bwrap` on PATH
@@ -738,7 +741,68 @@ def serve() -> None:
         except Exception:  # one student's grader failure must not stop the others; collect() reports it
             import traceback
             traceback.print_exc()
+        finally:
+            empty_slot(home.parent)
         answers.write(f"{home}\n")
+
+
+class KernelZygote:
+    """The worker's kernel zygote (tools/grading/kernel_zygote.py): started with the worker's first student, it
+    serves every kernel of the worker's students. Its view shows one folder, the slot, where the student being
+    graded is put (nbgrader's autograded folder), and from where the student's folder is moved once graded."""
+
+    READY_SECONDS = 300  # importing TensorFlow on a busy machine
+
+    def __init__(self, run: Path, settings: dict):
+        self.settings = settings
+        folder = Path(tempfile.mkdtemp(prefix="zygote-", dir=run))
+        self.slot = folder / "slot"
+        self.slot.mkdir()
+        self.address = str(folder / "socket")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.address)  # inside the grading run, which no kernel sees
+        listener.listen(4)
+        self.process = subprocess.Popen(kernel_zygote.zygote_command(settings, str(self.slot), listener.fileno()),
+                                        stdout=subprocess.PIPE, pass_fds=[listener.fileno()], text=True)
+        listener.close()
+        ready = select.select([self.process.stdout], [], [], self.READY_SECONDS)[0]
+        if not ready or self.process.stdout.readline().strip() != kernel_zygote.READY:
+            self.process.kill()
+            raise OSError(f"the kernel zygote did not start (its reason is above in this log, {sys.argv[0]})")
+
+    def serves(self, settings: dict) -> bool:
+        return self.process.poll() is None and settings == self.settings
+
+
+ZYGOTES: dict[Path, KernelZygote | None] = {}  # the worker's, by grading run (None: it could not start)
+
+
+def kernel_zygote_for(home: Path, settings: dict) -> KernelZygote | None:
+    """The zygote for a student's kernels, started if needed; None where kernels start one by one (--no-sandbox,
+    --container-sandbox) or where it could not start (then each kernel builds its own view, and checks it)."""
+    if not settings["isolated"] or settings["container"]:
+        return None
+    run, class_settings = home.parent, {**settings, "sandbox": None}
+    if run not in ZYGOTES or (ZYGOTES[run] and not ZYGOTES[run].serves(class_settings)):
+        try:
+            ZYGOTES[run] = KernelZygote(run, class_settings)
+        except OSError as error:
+            print(f"Kernels start one by one, slower: {error}", file=sys.stderr, flush=True)
+            ZYGOTES[run] = None
+    zygote = ZYGOTES[run]
+    if zygote:
+        os.environ[ZYGOTE_VARIABLE] = zygote.address
+    else:
+        os.environ.pop(ZYGOTE_VARIABLE, None)
+    return zygote
+
+
+def empty_slot(run: Path) -> None:
+    """Move each student's folder out of the zygote's slot to where collect() reads it: the next student's kernels see the slot."""
+    if ZYGOTES.get(run):
+        for folder in list(ZYGOTES[run].slot.iterdir()):
+            (run / folder.name / "sandbox").mkdir(parents=True, exist_ok=True)
+            shutil.move(folder, run / folder.name / "sandbox" / folder.name)
 
 
 def grade_in_worker(home: Path) -> None:
@@ -747,7 +811,9 @@ def grade_in_worker(home: Path) -> None:
 
     student = home.name
     settings = json.loads((home / "sandbox.json").read_text())
-    course, sandbox = home / "course", home / "sandbox" / student / ASSIGNMENT
+    zygote = kernel_zygote_for(home, settings)
+    autograded = zygote.slot if zygote else home / "sandbox"  # where the kernels see the student's folder
+    course, sandbox = home / "course", autograded / student / ASSIGNMENT
     stash = home / "stash"
     stash.mkdir()
     os.environ.update(JUPYTER_PATH=str(home / "jupyter"), MPLBACKEND="Agg", MPLCONFIGDIR=str(home / "mpl"))
@@ -758,7 +824,7 @@ def grade_in_worker(home: Path) -> None:
         graded = sandbox / path.name
         for attempt in (1, 2):  # a kernel lost to a busy machine gets a second chance; a crash repeats
             started = time.perf_counter()
-            log = run_nbgrader("autograde", course, home / "logs" / f"{notebook}-{attempt}.log",
+            log = run_nbgrader("autograde", course, home / "logs" / f"{notebook}-{attempt}.log", autograded_directory=str(autograded),
                                assignment_id=ASSIGNMENT, student_id=student, notebook_id=notebook)
             timings[f"autograde {notebook}"] = timings.get(f"autograde {notebook}", 0) + time.perf_counter() - started
             if graded.is_file() or not kernel_lost(log) or sandbox_failure(log):
@@ -787,7 +853,8 @@ def grade_in_worker(home: Path) -> None:
     for path in stash.glob("*.ipynb"):
         shutil.move(path, sandbox / path.name)
     started = time.perf_counter()
-    run_nbgrader("generate_feedback", course, home / "logs" / "feedback.log", assignment_id=ASSIGNMENT, student_id=student)
+    run_nbgrader("generate_feedback", course, home / "logs" / "feedback.log", autograded_directory=str(autograded),
+                 assignment_id=ASSIGNMENT, student_id=student)
     timings["generate_feedback"] = time.perf_counter() - started
     (home / "results.json").write_text(json.dumps(results))
     (home / "timings.json").write_text(json.dumps(timings))  # seconds per step, for make bench-grade's profile

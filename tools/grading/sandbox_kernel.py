@@ -82,6 +82,8 @@ CPU_TIMEOUTS_PER_KERNEL = 5  # the reference notebooks use a tenth of it at the 
 KEPT_VARIABLES = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "MPLBACKEND", "PYTHONHASHSEED")
 KEPT_PREFIXES = ("TF_", "KERAS_", "OMP_")  # what changes TensorFlow's numbers or threads
 CLONE_NEWUSER, PR_SET_DUMPABLE = 0x10000000, 4
+KERNEL_OPTIONS = ("--IPKernelApp.capture_fd_output=False", "--HistoryManager.hist_file=:memory:")
+ZYGOTE_VARIABLE = "RESNETS_GRADER_ZYGOTE"  # set by a worker that runs a kernel zygote: its socket (tools/grading/kernel_zygote.py)
 
 
 def within(path: str, folder: str) -> bool:
@@ -138,29 +140,40 @@ def view_arguments(hidden: list[str], python: list[str], sandbox: str) -> list[s
             *[argument for _, _, arguments in mounts for argument in arguments]]
 
 
-def start_in_view(settings: dict, kernel_args: list[str]) -> None:
-    """Replace this process by bwrap, which runs this file again inside the view (INSIDE) to check it and start the kernel."""
-    sandbox, hidden = settings["sandbox"], settings["hide"]
-    cwd = os.getcwd()
-    if not within(cwd, sandbox):
-        sys.exit(f"{SANDBOX_FAILED}: the kernel was to start in {cwd}, outside the student's folder {sandbox}")
-    python = python_dirs()
-    check = {"hide": hidden, "shown": shown_inside_hidden(hidden, [*python, sandbox]), "memory_bytes": settings["memory_bytes"],
-             "cpu_seconds": cpu_seconds(settings)}
-    connection = kernel_args[kernel_args.index("-f") + 1]
-    connection_fd = os.open(connection, os.O_RDONLY)
-    arguments = [
-        *view_arguments(hidden, python, sandbox), *KERNEL_NAMESPACES,
+def view_check(settings: dict, sandbox: str) -> dict:
+    """What the launcher inside the view checks and sets: hidden and shown paths, limits (`slot`: the student's folder)."""
+    hidden = settings["hide"]
+    return {"hide": hidden, "shown": shown_inside_hidden(hidden, [*python_dirs(), sandbox]), "slot": sandbox,
+            "memory_bytes": settings["memory_bytes"], "cpu_seconds": cpu_seconds(settings)}
+
+
+def view_options(settings: dict, sandbox: str, *more: str) -> list[str]:
+    """bwrap's options for the view of `sandbox`, with this file at LAUNCHER_IN_VIEW and `more` bwrap options (files
+    to put in the view, before the view is made read-only): the per-kernel view and the zygote's alike."""
+    return [
+        *view_arguments(settings["hide"], python_dirs(), sandbox), *KERNEL_NAMESPACES,
         *(SWITCH_USER_CAPABILITIES if os.geteuid() == 0 else ()),
         "--ro-bind", os.path.abspath(__file__), LAUNCHER_IN_VIEW,
-        "--perms", "0444", "--file", str(connection_fd), CONNECTION_GIVEN,
         # In its PID namespace the kernel's parent is bwrap, not nbgrader: ipykernel would take JPY_PARENT_PID's
         # absence for nbgrader having exited and stop, so --clearenv drops it too. --die-with-parent does that polling's job.
         "--clearenv", *kept_environment(os.environ),
         "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib",
-        "--remount-ro", "/dev", "--remount-ro", "/",
+        *more, "--remount-ro", "/dev", "--remount-ro", "/",
+    ]
+
+
+def start_in_view(settings: dict, kernel_args: list[str]) -> None:
+    """Replace this process by bwrap, which runs this file again inside the view (INSIDE) to check it and start the kernel."""
+    sandbox = settings["sandbox"]
+    cwd = os.getcwd()
+    if not within(cwd, sandbox):
+        sys.exit(f"{SANDBOX_FAILED}: the kernel was to start in {cwd}, outside the student's folder {sandbox}")
+    connection = kernel_args[kernel_args.index("-f") + 1]
+    connection_fd = os.open(connection, os.O_RDONLY)
+    arguments = [
+        *view_options(settings, sandbox, "--perms", "0444", "--file", str(connection_fd), CONNECTION_GIVEN),
         "--chdir", cwd,
-        "--", sys.executable, LAUNCHER_IN_VIEW, INSIDE, json.dumps(check),
+        "--", sys.executable, LAUNCHER_IN_VIEW, INSIDE, json.dumps(view_check(settings, sandbox)),
         *[CONNECTION_IN_VIEW if arg == connection else arg for arg in kernel_args],
     ]
     os.set_inheritable(connection_fd, True)
@@ -209,8 +222,9 @@ def check_view(hidden: list[str], shown: list[str]) -> None:
         sys.exit(f"{SANDBOX_FAILED}: {'; '.join(problems)}")
 
 
-def own_user_namespace() -> None:
-    """Move this process to a user namespace of its own, as KERNEL_UID if it runs as root, keeping its ids mapped.
+def own_user_namespace(namespaces: int = 0) -> None:
+    """Move this process to a user namespace of its own (owning `namespaces` too, CLONE_* flags), as KERNEL_UID if
+    it runs as root, keeping its ids mapped.
 
     ctypes, because os.unshare is Python 3.12 and later. After setresuid the process is not
     dumpable, and its /proc files belong to root: PR_SET_DUMPABLE gives them back, to write its maps.
@@ -222,34 +236,38 @@ def own_user_namespace() -> None:
         os.setresuid(KERNEL_UID, KERNEL_UID, KERNEL_UID)
         libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(CLONE_NEWUSER) != 0:
+    if libc.unshare(CLONE_NEWUSER | namespaces) != 0:
         raise OSError(ctypes.get_errno(), f"cannot create a user namespace: {os.strerror(ctypes.get_errno())}")
     for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
         with open(f"/proc/self/{name}", "w") as file:
             file.write(text)
 
 
+def set_limits(memory_bytes: int, cpu_seconds: int) -> None:
+    """Set the kernel's limits and check that they hold (OSError if not), in its own user namespace already."""
+    # Soft CPU limit: SIGXCPU, which ends the kernel; the hard one (SIGKILL) in case something catches it.
+    limits = {resource.RLIMIT_AS: (memory_bytes, memory_bytes), resource.RLIMIT_CPU: (cpu_seconds, cpu_seconds + 5),
+              resource.RLIMIT_NPROC: (PROCESS_LIMIT, PROCESS_LIMIT), resource.RLIMIT_CORE: (0, 0)}
+    for limit, values in limits.items():
+        resource.setrlimit(limit, values)
+    if os.getuid() == 0 or any(resource.getrlimit(limit) != values for limit, values in limits.items()):
+        raise OSError("the kernel would run as root or without its limits, and Linux does not limit root's processes")
+
+
 def limit_this_process(memory_bytes: int, cpu_seconds: int) -> None:
-    """Set the kernel's limits and check that they hold; SANDBOX_FAILED (exit) if one cannot be set."""
+    """Move to a user namespace of its own and set the kernel's limits; SANDBOX_FAILED (exit) if one cannot be set."""
     try:
         own_user_namespace()
-        # Soft CPU limit: SIGXCPU, which ends the kernel; the hard one (SIGKILL) in case something catches it.
-        limits = {resource.RLIMIT_AS: (memory_bytes, memory_bytes), resource.RLIMIT_CPU: (cpu_seconds, cpu_seconds + 5),
-                  resource.RLIMIT_NPROC: (PROCESS_LIMIT, PROCESS_LIMIT), resource.RLIMIT_CORE: (0, 0)}
-        for limit, values in limits.items():
-            resource.setrlimit(limit, values)
+        set_limits(memory_bytes, cpu_seconds)
     except (OSError, ValueError) as error:
         sys.exit(f"{SANDBOX_FAILED}: the kernel's limits cannot be set up ({error})")
-    if os.getuid() == 0 or any(resource.getrlimit(limit) != values for limit, values in limits.items()):
-        sys.exit(f"{SANDBOX_FAILED}: the kernel would run as root or without its limits, and Linux does not limit root's processes")
 
 
 def start_kernel(kernel_args: list[str]) -> None:
     """Replace this process by the kernel."""
     os.environ["MALLOC_ARENA_MAX"] = "2"
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *kernel_args,
-                              "--IPKernelApp.capture_fd_output=False", "--HistoryManager.hist_file=:memory:"])
+    os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *kernel_args, *KERNEL_OPTIONS])
 
 
 def run_kernel(memory_bytes: int, cpu_seconds: int, kernel_args: list[str]) -> None:
@@ -266,12 +284,17 @@ def run_kernel(memory_bytes: int, cpu_seconds: int, kernel_args: list[str]) -> N
             own.write(given.read())
         start_kernel(kernel_args)
     _, status, usage = os.wait4(kernel, 0)
+    sys.exit(kernel_exit_code(status, usage, cpu_seconds))
+
+
+def kernel_exit_code(status: int, usage: resource.struct_rusage, cpu_seconds: int) -> int:
+    """The ended kernel's exit code (128 + signal), after saying on stderr whether a limit stopped it."""
     stopped_by = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     if stopped_by in (signal.SIGXCPU, signal.SIGKILL) and usage.ru_utime + usage.ru_stime >= cpu_seconds:
         print(f"{LIMIT_REACHED}: the kernel was stopped after {cpu_seconds} s of CPU time", file=sys.stderr, flush=True)
     elif status and len(glob.glob("/proc/[0-9]*/task/[0-9]*")) >= PROCESS_LIMIT // 2:  # the bomb's processes outlive it
         print(f"{LIMIT_REACHED}: the kernel ended with its processes at the limit of {PROCESS_LIMIT}", file=sys.stderr, flush=True)
-    sys.exit(os.waitstatus_to_exitcode(status) if stopped_by is None else 128 + stopped_by)
+    return os.waitstatus_to_exitcode(status) if stopped_by is None else 128 + stopped_by
 
 
 def main() -> None:
@@ -285,6 +308,9 @@ def main() -> None:
         sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit, to import it
         from tools.grading.container_sandbox import run_kernel_as_user
         return run_kernel_as_user(settings, sys.argv[2:])
+    if settings["isolated"] and os.environ.get(ZYGOTE_VARIABLE):  # the worker's zygote starts kernels faster
+        from kernel_zygote import stand_for_kernel  # beside this file
+        return stand_for_kernel(os.environ[ZYGOTE_VARIABLE], sys.argv[2:])
     if settings["isolated"]:
         return start_in_view(settings, sys.argv[2:])
     resource.setrlimit(resource.RLIMIT_AS, (settings["memory_bytes"], settings["memory_bytes"]))
