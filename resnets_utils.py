@@ -12,7 +12,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -580,19 +580,19 @@ def _training_argument(layer):
     return layer._inbound_nodes[0].arguments.kwargs.get("training", "missing")
 
 
-def check_training_flag(build, network: bool = False) -> None:
+def check_training_flag(models: Mapping[bool | None, object], network: bool = False) -> None:
     """Raise AssertionError naming the first BatchNorm, or block, that ignores the `training` argument.
 
-    `build(training)` returns a model built with that flag, as `build_block` or `ResNet50` do;
-    every BatchNorm in it must have been called with that same value. A BatchNorm called
-    without `training=` uses its running averages when a block is called on a tensor, even
-    with training=True, which is what the hidden tests do. With `network=True` the blocks'
-    insides are notebook 2's business, judged by its own tests: each block must then call its
-    BatchNorms as the network's first block of the same kind does (stage 2's, whose calls are
-    written for you), so that only a block call without training=training is blamed.
+    `models[training]` is a model built with that flag (by `build_block` or `build_resnet50`);
+    the tests pass in models they check otherwise too, as each build of ResNet50 costs about
+    a second of CPU. Every BatchNorm in a model must have been called with its flag. A
+    BatchNorm called without `training=` uses its running averages when a block is called on
+    a tensor, even with training=True, which is what the hidden tests do. With `network=True`
+    the blocks' insides are notebook 2's business, judged by its own tests: each block must
+    then call its BatchNorms as the network's first block of the same kind does (stage 2's,
+    whose calls are written for you), so that only a block call without training=training is blamed.
     """
-    for training in (False, True):
-        model = build(training)
+    for training, model in models.items():
         blocks: dict[str, dict[str, tuple[str, object]]] = {}  # '3b' -> part -> (BatchNorm name, training it got)
         for norm in (layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"):
             called_with = _training_argument(norm)
@@ -734,6 +734,26 @@ def _keeps(statement) -> bool:
     return isinstance(statement, ast.Assign) and isinstance(value, ast.Call) and "functions_from" in ast.unparse(value.func)
 
 
+def _code_sources(path: Path) -> list[str]:
+    """The source of each code cell of the notebook at `path`, in order.
+
+    Notebooks in nbformat 4, what Jupyter writes, are read with the json module, not nbformat:
+    importing nbformat imports jsonschema, whose format checkers compile grammars for about a
+    second of CPU, in every kernel that runs this. Other formats go through nbformat, which
+    converts them (or says why it cannot).
+    """
+    import json
+
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    cells = notebook.get("cells") if isinstance(notebook, dict) and notebook.get("nbformat") == 4 else None
+    if isinstance(cells, list) and all(isinstance(cell, dict) for cell in cells):
+        sources = [cell.get("source", "") for cell in cells if cell.get("cell_type") == "code"]
+        return [source if isinstance(source, str) else "".join(source) for source in sources]
+    import nbformat
+
+    return [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+
+
 def functions_from(notebook: str | os.PathLike, *names: str):
     """Return the function `names[0]` (a tuple when you name several) as an earlier notebook defines it.
 
@@ -744,20 +764,20 @@ def functions_from(notebook: str | os.PathLike, *names: str):
     import ast
     import contextlib
 
-    import nbformat
     from IPython.core.inputtransformer2 import TransformerManager
 
     path = Path(notebook)
     try:
-        cells = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+        sources = _code_sources(path)
     except FileNotFoundError:
         raise NotebookError(f"{path} not found: keep the notebooks together in one folder.") from None
-    except Exception as error:  # nbformat raises several kinds for a damaged file
+    except Exception as error:  # json and nbformat raise several kinds for a damaged file
         raise NotebookError(f"{path} is not a readable notebook ({error}).") from None
     namespace: dict = {"__name__": path.stem}
-    for number, cell in enumerate(cells, start=1):  # in the notebook's folder, as Jupyter runs it
+    transformer = TransformerManager()
+    for number, source in enumerate(sources, start=1):  # in the notebook's folder, as Jupyter runs it
         try:
-            tree = ast.parse(TransformerManager().transform_cell(cell.source))
+            tree = ast.parse(transformer.transform_cell(source))
         except SyntaxError as error:
             raise NotebookError(f"{path}, code cell {number}: {error.msg} on line {error.lineno}. Fix it there first.") from None
         tree.body = [statement for statement in tree.body if _keeps(statement)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -54,3 +56,20 @@ def test_a_syntax_error_names_the_cell_and_a_damaged_file_is_named(tmp_path):
     (tmp_path / "damaged.ipynb").write_text("{not json")
     with pytest.raises(resnets_utils.NotebookError, match="damaged.ipynb is not a readable notebook"):
         resnets_utils.functions_from(tmp_path / "damaged.ipynb", "f")
+
+
+def test_a_notebook_saved_in_nbformat_3_is_read_too(tmp_path):
+    from nbformat import v3
+
+    path = tmp_path / "old.ipynb"
+    old = v3.new_notebook(worksheets=[v3.new_worksheet(cells=[v3.new_code_cell("def f():\n    return 3")])])
+    path.write_text(v3.writes_json(old))
+    assert resnets_utils.functions_from(path, "f")() == 3
+
+
+def test_reading_a_jupyter_notebook_leaves_nbformat_unimported(tmp_path):
+    """Importing nbformat costs about a second of CPU (jsonschema), in every kernel that calls functions_from."""
+    path = write_notebook(tmp_path / "earlier.ipynb", "def f():\n    return 1")
+    code = f"import sys, resnets_utils; assert resnets_utils.functions_from({str(path)!r}, 'f')() == 1; print('nbformat' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=resnets_utils.KIT_DIR)
+    assert result.stdout.strip() == "False", result.stderr

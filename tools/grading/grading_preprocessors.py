@@ -4,8 +4,8 @@
   functions the tests rely on (`np.allclose = ...`, `setattr(np, ...)`, a new `test_...`,
   `builtins`, `exec`) earns no points in that notebook: each test cell then raises an error
   that says why, which the student sees in the feedback.
-- `SkipDemos` leaves out the cells tagged `skip-when-grading` (drawings, comparisons, tables
-  that no graded cell needs), so a class is graded in minutes.
+- `SkipDemos` leaves out the cells tagged `skip-when-grading` (drawings, comparisons, tables,
+  the locked cells that print `out = ...`: what no graded cell needs), so a class is graded in minutes.
 - `ShowStudentFiles` puts the submitted notebooks, as the student wrote them, in the folder
   where the code runs, so no file there holds hidden tests while student code runs.
 """
@@ -113,15 +113,26 @@ class ShowStudentFiles(NbGraderPreprocessor):
         return nb, resources
 
 
-class SkipDemos(NbGraderPreprocessor):
-    """Do not run the cells tagged `skip-when-grading`: demos that no graded cell depends on.
+def skipped_when_grading(cell) -> bool:
+    """Whether `SkipDemos` leaves `cell` out: a code cell tagged `skip-when-grading` that earns no points.
 
-    Tags are the student's to change, so a cell nbgrader tracks (solutions, tests) always runs.
+    That is a cell nbgrader does not track (a demo), or a locked cell that is neither a test
+    nor a solution (one that prints `out = ...` for the student to compare). Tags are the
+    student's to change, but what counts is decided elsewhere: nbgrader scores the cells
+    marked `grade` in this same notebook, so those always run, and it restores `locked` from
+    the source before this step, so a solution cell never passes for a locked one. Changing
+    tags can only make a cell without points run or not run.
     """
+    grading = cell.metadata.get("nbgrader", {})
+    earns_nothing = not grading or (grading.get("locked") and not grading.get("grade") and not grading.get("solution"))
+    return cell.cell_type == "code" and bool(earns_nothing) and "skip-when-grading" in cell.metadata.get("tags", [])
+
+
+class SkipDemos(NbGraderPreprocessor):
+    """Do not run the cells tagged `skip-when-grading`: demos and printouts that no graded cell depends on."""
 
     def preprocess(self, nb, resources):
         for cell in nb.cells:
-            tracked = bool(cell.metadata.get("nbgrader"))
-            if cell.cell_type == "code" and not tracked and "skip-when-grading" in cell.metadata.get("tags", []):
+            if skipped_when_grading(cell):
                 cell.source = "# Not run while grading: this cell shows something, it is not graded."
         return nb, resources
