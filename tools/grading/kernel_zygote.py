@@ -51,7 +51,7 @@ except ImportError:
 ZYGOTE_IN_VIEW = "/run/grader/kernel_zygote.py"
 READY = "ZYGOTE READY"  # the zygote's first line on stdout once its view is checked and its modules imported
 # What the graded notebooks import (resnets_utils' own imports too), and what a kernel imports to start.
-PRELOADED_MODULES = ("numpy", "tensorflow", "keras", "h5py", "PIL.Image", "matplotlib.pyplot", "nbformat",
+PRELOADED_MODULES = ("numpy", "tensorflow", "keras", "h5py", "PIL.Image", "matplotlib.pyplot",
                      "IPython.core.inputtransformer2", "ipykernel.kernelapp")
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID = 0x20000, 0x4000000, 0x8000000, 0x20000000
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
