@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
 NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/course/nbval_sanitize.cfg
 
-.PHONY: setup lab test test-all test-portable test-grading test-browser test-oldest-python data real-data bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade gradescope-autograder
+.PHONY: setup lab test test-all test-portable test-grading test-browser test-oldest-python data real-data wild-signs bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade gradescope-autograder
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file or the Python version changes).
@@ -76,9 +76,14 @@ else
 endif
 	$(BIN)/python -m tools.course.draw_figures
 
-# Downloads the real hand photos (checked, resumable) and converts them to SIGNS files in build/real-signs/.
+# Downloads the real hand photos (checked, resumable) and converts them to SIGNS files in build/real-signs/
+# (plain walls) and build/wild-signs/ (everyday rooms, split by capture session).
 real-data: $(READY)
 	$(BIN)/python -m tools.data.download_real $(if $(MIRROR),--mirror "$(MIRROR)") $(if $(WILD_MIRROR),--wild-mirror "$(WILD_MIRROR)")
+
+# SIGNS files of the wild photos already on disk (default ../shared/data/hands-in-the-wild), split by session.
+wild-signs: $(READY)
+	$(BIN)/python -m tools.data.real_splits $(if $(WILD),--wild "$(WILD)")
 
 # Prints training throughput of the kit's recipe against keras.applications.ResNet50, and time to 95%.
 bench: $(READY)

@@ -195,3 +195,43 @@ def test_the_shipped_model_is_measured_on_a_sample_of_every_source(wild, sld, tm
     section = evaluate.model_card_section(evaluation)
     assert section.startswith("## Measured on real photos\n")
     assert all(f"| {name} | 12 |" in section for name in evaluation.sources)
+
+
+# --- The wild photos as SIGNS files (make wild-signs, make real-data) ------------------------------
+
+
+def test_the_wild_signs_files_hold_the_training_and_the_test_sessions_and_nothing_else(tmp_path):
+    from PIL import Image
+
+    import resnets_utils
+
+    sessions = ("2",) + real_splits.WILD_TEST_SESSIONS + real_splits.WILD_VALIDATION_SESSIONS
+    rows = []
+    for number, session in enumerate(sessions):
+        for digit in range(6):  # red tells the session, green the digit, through JPEG's rounding
+            (tmp_path / "wild" / str(digit)).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (80, 80), (30 * number, 40 * digit, 128)).save(tmp_path / "wild" / str(digit) / f"{session}.jpg")
+            rows.append(f"{digit}/{session}.jpg,{digit},{session}")
+    (tmp_path / "wild" / "index.csv").write_text("file,label,session\n" + "\n".join(rows) + "\n")
+
+    counts = real_splits.write_wild_signs(tmp_path / "wild", tmp_path / "signs")
+    x_train, y_train, x_test, y_test, classes = resnets_utils.load_dataset(tmp_path / "signs")
+
+    def sessions_and_digits(images):
+        return {(sessions[round(x[32, 32, 0] / 30)], round(x[32, 32, 1] / 40)) for x in images.astype(float)}
+
+    assert counts == {"train": 6, "test": 6 * len(real_splits.WILD_TEST_SESSIONS)}
+    assert sessions_and_digits(x_train) == {("2", digit) for digit in range(6)}
+    assert sessions_and_digits(x_test) == {(session, digit) for session in real_splits.WILD_TEST_SESSIONS for digit in range(6)}
+    assert [round(float(x[32, 32, 1]) / 40) for x in x_test] == y_test.ravel().tolist(), "each photo keeps its label"
+    assert list(classes) == list(range(6))
+
+
+def test_the_real_wild_photos_become_signs_files_of_their_split(wild, tmp_path):
+    import resnets_utils
+
+    split = real_splits.split_wild(wild)
+    real_splits.write_wild_signs(wild, tmp_path)
+    x_train, y_train, x_test, y_test, _ = resnets_utils.load_dataset(tmp_path)
+    assert x_train.shape == (len(split["train"].labels), 64, 64, 3) and x_test.shape[0] == len(split["test"].labels)
+    assert (y_train.ravel() == split["train"].labels).all() and (y_test.ravel() == split["test"].labels).all()

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from resnets_utils import KIT_DIR
+from resnets_utils import KIT_DIR, PhotoError
 from tools.data.crop_hands import CropError, crop_hands
 from tools.data.import_photos import import_photos
+from tools.data.real_splits import WILD_SIGNS, RealDataError, write_wild_signs
 
 UPSTREAM = "https://raw.githubusercontent.com/ardamavi/Sign-Language-Digits-Dataset/master/Dataset"
 MANIFEST = KIT_DIR / "datasets" / "sign_language_digits.sha256"
@@ -167,6 +168,8 @@ def main() -> None:
                         help="where to keep its photos and box files")
     parser.add_argument("--wild-out", type=Path, default=DEFAULT_WILD_CROPS,
                         help="where to write its hand crops and index.csv")
+    parser.add_argument("--wild-signs", type=Path, default=WILD_SIGNS,
+                        help="where to write the SIGNS files of its crops, split by session")
     parser.add_argument("--wild-checksums", type=Path, default=WILD_MANIFEST,
                         help="HandsDataset's list of SHA-256 sums (default: the one beside ../shared's crops)")
     parser.add_argument("--write-manifest", type=Path, metavar="DIR",
@@ -193,7 +196,13 @@ def main() -> None:
     for path, reason in skipped:
         print(f"skipped {path}: {reason}")
     print(f"Wrote {count} hands in everyday rooms to {args.wild_out}, listed with their sessions in "
-          f"{args.wild_out / 'index.csv'} ({len(skipped)} skipped). Split them by session, not by photo.")
+          f"{args.wild_out / 'index.csv'} ({len(skipped)} skipped).")
+    try:
+        counts = write_wild_signs(args.wild_out, args.wild_signs)
+    except (RealDataError, PhotoError) as error:
+        sys.exit(f"Error: {error}")
+    print(f"Wrote their SIGNS files, split by session ({counts['train']} training and {counts['test']} test photos), "
+          f"to {args.wild_signs}: RESNETS_DATASETS={args.wild_signs.resolve()} make lab")
 
 
 if __name__ == "__main__":

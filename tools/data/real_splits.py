@@ -133,3 +133,43 @@ def read_part(part: Part) -> np.ndarray:
     Raises resnets_utils.PhotoError naming the first photo that cannot be read.
     """
     return np.stack([resnets_utils.read_photo(path) for path in part.paths])
+
+
+WILD_SIGNS = resnets_utils.KIT_DIR / "build" / "wild-signs"
+
+
+def write_wild_signs(folder: Path = WILD_PHOTOS, out: Path = WILD_SIGNS) -> dict[str, int]:
+    """Write SIGNS files of the wild photos, so that notebook 4 can train on them (RESNETS_DATASETS=out).
+
+    train_signs.h5 holds the training sessions and test_signs.h5 the test sessions; the
+    validation sessions stay out of both, as they choose the kit's pretrained model. Return the
+    number of photos in each file. Raises RealDataError or resnets_utils.PhotoError naming the file.
+    """
+    from tools.data.signs_files import write_split
+
+    split = split_wild(folder)
+    for name in ("train", "test"):
+        write_split(Path(out) / f"{name}_signs.h5", name, read_part(split[name]), split[name].labels)
+    return {name: len(split[name].labels) for name in ("train", "test")}
+
+
+def main() -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Write SIGNS files of the wild photos, split by session: "
+                                                 "`python -m tools.data.real_splits [--wild DIR] [--out DIR]`.")
+    parser.add_argument("--wild", type=Path, default=WILD_PHOTOS, help="the wild photos: <digit>/*.jpg and index.csv")
+    parser.add_argument("--out", type=Path, default=WILD_SIGNS, help="where to write train_signs.h5 and test_signs.h5")
+    args = parser.parse_args()
+    try:
+        counts = write_wild_signs(args.wild, args.out)
+    except (RealDataError, resnets_utils.PhotoError) as error:
+        sys.exit(f"Error: {error}")
+    print(f"Wrote {counts['train']} training photos (sessions other than {', '.join(WILD_TEST_SESSIONS + WILD_VALIDATION_SESSIONS)}) "
+          f"and {counts['test']} test photos (sessions {', '.join(WILD_TEST_SESSIONS)}) to {args.out}.")
+    print(f"Train notebook 4 on them with: RESNETS_DATASETS={args.out} make lab")
+
+
+if __name__ == "__main__":
+    main()
