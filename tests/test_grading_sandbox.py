@@ -92,13 +92,19 @@ def test_no_sandbox_grades_without_bubblewrap_and_every_row_says_so(tmp_path):
 
 
 def launcher_that_also_shows(path: Path, folder: Path) -> Path:
-    """A kernel launcher with one mistake: its view also shows `path`."""
+    """A kernel launcher with one mistake: its view also shows `path`. Where the worker has a kernel zygote, it builds
+    its own view of the zygote's slot rather than ask the zygote (whose check tests/test_grading_zygote.py tests)."""
     launcher = folder / "faulty_sandbox_kernel.py"
-    launcher.write_text(f"""import sys
+    launcher.write_text(f"""import json, os, sys
 sys.path.insert(0, {str(KIT_DIR)!r})
 from tools.grading import sandbox_kernel
 view_arguments = sandbox_kernel.view_arguments
 sandbox_kernel.view_arguments = lambda *args: view_arguments(*args) + ["--ro-bind", {str(path)!r}, {str(path)!r}]
+zygote = os.environ.pop(sandbox_kernel.ZYGOTE_VARIABLE, None)
+if zygote:
+    settings = json.load(open(sys.argv[1]))
+    settings["sandbox"] = os.path.join(os.path.dirname(zygote), "slot")
+    sandbox_kernel.start_in_view(settings, sys.argv[2:])
 sandbox_kernel.main()
 """)
     return launcher

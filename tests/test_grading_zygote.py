@@ -83,7 +83,7 @@ WORKER_SCRIPT = textwrap.dedent("""
             return False
     print(json.dumps({{"uid": os.getuid(), "caps": status["CapEff"].strip(), "no_new_privs": status["NoNewPrivs"].strip(),
                       "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0], "cwd": os.getcwd(),
-                      "tmp": os.listdir("/tmp"), "slot_under_tmp": os.getcwd().split("/")[2],"writes_folder": can_write("planted.txt"),
+                      "tmp_files": [name for name in os.listdir("/tmp") if not os.path.isdir("/tmp/" + name)],"writes_folder": can_write("planted.txt"),
                       "secret": os.path.exists({secret!r}), "tensorflow_imported": "tensorflow" in __import__("sys").modules}}))
     open("/tmp/planted.py", "w").write("planted")
     ''')
@@ -131,8 +131,8 @@ def test_a_kernel_from_the_zygote_has_tensorflow_imported_and_runs_without_privi
     assert seen["nproc"] > 0 and seen["cwd"].endswith("student/assignment")
     assert not seen["writes_folder"], "the student's folder must be read-only"
     assert not seen["secret"], "the hidden folder must not be visible"
-    made_at_start = {"kernel-connection.json", ".ipython", seen["slot_under_tmp"]}  # its own; the way to its folder
-    assert set(seen["tmp"]) <= made_at_start, "a kernel's /tmp starts empty but for what the kernel itself made"
+    # Folders only (.ipython, and the way to what the view shows below /tmp: its folder, Python), and its own connection file.
+    assert seen["tmp_files"] == ["kernel-connection.json"], "a kernel's /tmp starts empty but for what the kernel itself made"
 
 
 @needs_bwrap
@@ -147,3 +147,34 @@ def test_an_interrupt_stops_the_cell_and_killing_the_kernel_ends_its_processes(f
     assert name == "KeyboardInterrupt" and seconds < 30
     assert findings["with_kernel"] == 4, "the zygote, the kernel's session, its init and the kernel itself"
     assert findings["after_kill"] == 1, "only the zygote is left once the kernel is killed"
+
+
+ZYGOTE_THAT_ALSO_SHOWS = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {kit!r})
+    from tools.grading import sandbox_kernel
+    from tools.grading.grade import KernelZygote
+    view_arguments = sandbox_kernel.view_arguments
+    sandbox_kernel.view_arguments = lambda *args: view_arguments(*args) + ["--ro-bind", {secret!r}, {secret!r}]
+    try:
+        KernelZygote(Path({run!r}), {settings!r})
+    except OSError as error:
+        print("REFUSED:", error)
+""")
+
+
+@needs_bwrap
+def test_a_zygote_whose_view_shows_a_hidden_file_refuses_to_start_and_says_why(tmp_path):
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "answers.txt").write_text("42")
+    (tmp_path / "run").mkdir()
+    bwrap = shutil.which("bwrap")
+    settings = {"isolated": True, "bwrap": bwrap, "hide": [str(tmp_path / "secret"), str(tmp_path / "run")], "sandbox": None,
+                "memory_bytes": 4 * 2**30, "timeout": 60, "container": None}
+    script = ZYGOTE_THAT_ALSO_SHOWS.format(kit=str(KIT_DIR), secret=str(tmp_path / "secret"), run=str(tmp_path / "run"),
+                                           settings=settings)
+    result = subprocess.run([*grade.worker_prefix(bwrap), sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, cwd=KIT_DIR)
+    assert "REFUSED: the kernel zygote did not start" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert "GRADER SANDBOX FAILED: student code could read " + str(tmp_path / "secret" / "answers.txt") in result.stderr

@@ -37,6 +37,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -165,7 +166,7 @@ def kernel_session(connection: socket.socket, check: dict) -> None:
         sandbox.own_user_namespace(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
         _checked(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
         for path, size in (("/tmp", sandbox.TEMPORARY_BYTES), ("/dev/shm", sandbox.SHARED_MEMORY_BYTES)):
-            fresh_tmpfs(path, size, check["slot"])
+            fresh_tmpfs(path, size)
         libc.prctl(sandbox.PR_SET_DUMPABLE, 0, 0, 0, 0)
         os.chdir(request["cwd"])
     except OSError as error:
@@ -183,19 +184,32 @@ def kernel_session(connection: socket.socket, check: dict) -> None:
     relay(connection, init)
 
 
-def fresh_tmpfs(path: str, size: int, slot: str) -> None:
-    """Cover `path` with an empty tmpfs of `size` bytes; show the slot again if it lay under `path` (a run under /tmp)."""
-    slot_below = sandbox.within(slot, path)
-    if slot_below:
-        shown = os.open(slot, os.O_PATH | os.O_DIRECTORY)
+def mounts_below(path: str) -> list[str]:
+    """The mount points of this view strictly below `path` that no other one below it holds (binds inside them come along)."""
+    decode = lambda field: re.sub(r"\\([0-7]{3})", lambda octal: chr(int(octal[1], 8)), field)  # mountinfo escapes spaces
+    with open("/proc/self/mountinfo") as mountinfo:
+        points = [decode(line.split()[4]) for line in mountinfo]
+    below = [point for point in points if sandbox.within(point, path) and point != path]
+    return sorted({point for point in below if not any(sandbox.within(point, other) and point != other for other in below)})
+
+
+def fresh_tmpfs(path: str, size: int) -> None:
+    """Cover `path` with an empty tmpfs of `size` bytes, and show again what the view showed below it: the student's
+    folder and Python, when they live under /tmp (a grading run, a kit cloned there with its .venv)."""
+    kept = {point: os.open(point, os.O_PATH) for point in mounts_below(path)}
     _checked(libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777".encode()),
              f"a fresh {path}")
-    if slot_below:
-        os.makedirs(slot)
-        _checked(libc.mount(f"/proc/self/fd/{shown}".encode(), slot.encode(), None, MS_BIND | MS_REC, None), f"the slot in {path}")
+    for point, shown in kept.items():
+        if os.path.isdir(f"/proc/self/fd/{shown}"):
+            os.makedirs(point)
+        else:
+            os.makedirs(os.path.dirname(point), exist_ok=True)
+            open(point, "x").close()
+        _checked(libc.mount(f"/proc/self/fd/{shown}".encode(), point.encode(), None, MS_BIND | MS_REC, None),
+                 f"{point} again in the fresh {path}")
         os.close(shown)
-        if not os.statvfs(slot).f_flag & os.ST_RDONLY:  # a bind keeps the view's read-only flag, which it cannot drop
-            raise OSError(f"the student's folder {slot} would be writable")
+        if not os.statvfs(point).f_flag & os.ST_RDONLY:  # a bind keeps the view's read-only flag, which it cannot drop
+            raise OSError(f"{point} would be writable")
 
 
 def relay(connection: socket.socket, init: int) -> None:
