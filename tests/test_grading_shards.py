@@ -117,10 +117,11 @@ def test_merged_shards_equal_the_single_run_row_for_row(runs):
 
 
 def feedback_pages(out: Path) -> dict[str, str]:
-    """relative path -> text of each feedback page, with the name of the run's temporary folder left out
-    (tracebacks through resnets_utils show it, and every run draws another)."""
-    run_folder = re.compile(r"resnets-grading-\w+")
-    return {str(page.relative_to(out / "feedback")): run_folder.sub("resnets-grading-<run>", page.read_text())
+    """relative path -> text of each feedback page, with the names of the run's temporary folder and of its
+    workers' zygote folders left out (tracebacks through resnets_utils show them, and every run draws others)."""
+    run_folder, zygote_folder = re.compile(r"resnets-grading-\w+"), re.compile(r"zygote-\w+")
+    return {str(page.relative_to(out / "feedback")):
+            zygote_folder.sub("zygote-<worker>", run_folder.sub("resnets-grading-<run>", page.read_text()))
             for page in sorted((out / "feedback").rglob("*")) if page.is_file()}
 
 
