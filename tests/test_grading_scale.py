@@ -206,8 +206,13 @@ def test_a_run_stopped_by_ctrl_c_continues_and_ends_as_an_uninterrupted_one(subm
         stopped.append(stop.wait(10))  # the real grader kills its worker when told to stop
         return []
 
-    with pytest.raises(KeyboardInterrupt):
-        fake_run(submissions, out, grade_student=ctrl_c_at_the_sixth, workers=1)
+    # Python turns SIGINT into KeyboardInterrupt unless it started with SIGINT ignored, as a shell's background job does.
+    started_with = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fake_run(submissions, out, grade_student=ctrl_c_at_the_sixth, workers=1)
+    finally:
+        signal.signal(signal.SIGINT, started_with)
     assert stopped == [True]
     kept = {path.stem for path in (out / grade.RESULTS).glob("*.json")}
     assert len(kept) == 5 and not (out / "grades.csv").exists()
