@@ -10,7 +10,8 @@ milliseconds. Each kernel still gets, from the fork on, everything the per-kerne
 
 - a user namespace of its own, as KERNEL_UID ("nobody") when the grader is root, holding its
   own mount, PID, IPC and host-name namespaces: a fresh, capped /tmp and /dev/shm (nothing a
-  previous kernel wrote there is seen by the next), and it cannot name any process outside;
+  previous kernel wrote there is seen by the next; what the view showed below them, such as a
+  .venv under /tmp, is shown again read-only), and it cannot name any process outside;
 - no capabilities (dropped explicitly, as no exec does it), no new privileges;
 - the same limits (memory, CPU time, processes), set and checked before student code runs;
 - a supervisor ("init", PID 1 of the kernel's PID namespace) that reaps its processes, ends
