@@ -75,6 +75,14 @@ WORKER_SCRIPT = textwrap.dedent("""
     found["first"] = run(client, '''
     import os, resource, json
     status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    def open_files():
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                found.append((int(fd), os.readlink("/proc/self/fd/" + fd)))
+            except OSError:  # the folder listing's own descriptor, closed by now
+                pass
+        return found
     def can_write(path):
         try:
             open(path, "w").close()
@@ -83,7 +91,8 @@ WORKER_SCRIPT = textwrap.dedent("""
             return False
     print(json.dumps({{"uid": os.getuid(), "caps": status["CapEff"].strip(), "no_new_privs": status["NoNewPrivs"].strip(),
                       "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0], "cwd": os.getcwd(),
-                      "tmp_files": [name for name in os.listdir("/tmp") if not os.path.isdir("/tmp/" + name)],"writes_folder": can_write("planted.txt"),
+                      "tmp_files": [name for name in os.listdir("/tmp") if not os.path.isdir("/tmp/" + name)], "stdin": os.readlink("/proc/self/fd/0"),
+                      "open_files": open_files(),"writes_folder": can_write("planted.txt"),
                       "secret": os.path.exists({secret!r}), "tensorflow_imported": "tensorflow" in __import__("sys").modules}}))
     open("/tmp/planted.py", "w").write("planted")
     ''')
@@ -115,8 +124,9 @@ def findings(tmp_path_factory) -> dict:
                 "memory_bytes": 4 * 2**30, "timeout": 60, "container": None}
     script = WORKER_SCRIPT.format(kit=str(KIT_DIR), folder=str(folder), settings=settings,
                                   secret=str(folder / "secret" / "answers.txt"))
+    # stdin a pipe, as a real worker's is (its students' folders come there)
     result = subprocess.run([*grade.worker_prefix(bwrap), sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=600, cwd=KIT_DIR)
+                            input="", timeout=600, cwd=KIT_DIR)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -131,6 +141,9 @@ def test_a_kernel_from_the_zygote_has_tensorflow_imported_and_runs_without_privi
     assert seen["nproc"] > 0 and seen["cwd"].endswith("student/assignment")
     assert not seen["writes_folder"], "the student's folder must be read-only"
     assert not seen["secret"], "the hidden folder must not be visible"
+    assert seen["stdin"] == "/dev/null", "stdin must not be a pipe of the grader's (the worker reads its students there)"
+    beyond_stdio = [target for fd, target in seen["open_files"] if fd > 2]
+    assert not [target for target in beyond_stdio if target.startswith("pipe:")], beyond_stdio
     # Folders only (.ipython, and the way to what the view shows below /tmp: its folder, Python), and its own connection file.
     assert seen["tmp_files"] == ["kernel-connection.json"], "a kernel's /tmp starts empty but for what the kernel itself made"
 

@@ -763,12 +763,13 @@ class KernelZygote:
         listener.bind(self.address)  # inside the grading run, which no kernel sees
         listener.listen(4)
         self.process = subprocess.Popen(kernel_zygote.zygote_command(settings, str(self.slot), listener.fileno()),
-                                        stdout=subprocess.PIPE, pass_fds=[listener.fileno()], text=True)
+                                        # not this worker's stdin, where its students' folders come: a kernel could read them
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, pass_fds=[listener.fileno()], text=True)
         listener.close()
         ready = select.select([self.process.stdout], [], [], self.READY_SECONDS)[0]
         if not ready or self.process.stdout.readline().strip() != kernel_zygote.READY:
             self.process.kill()
-            raise OSError(f"the kernel zygote did not start (its reason is above in this log, {sys.argv[0]})")
+            raise OSError("the kernel zygote did not start (why: the lines above in this worker's log)")
 
     def serves(self, settings: dict) -> bool:
         return self.process.poll() is None and settings == self.settings

@@ -154,6 +154,9 @@ def receive_request(connection: socket.socket) -> dict:
     for target, fd in zip((1, 2), fds):
         os.dup2(fd, target)
         os.close(fd)
+    nothing = os.open(os.devnull, os.O_RDONLY)  # a kernel reads nothing on stdin (ipykernel asks the front end)
+    os.dup2(nothing, 0)
+    os.close(nothing)
     return json.loads(data)
 
 
