@@ -113,20 +113,27 @@ WORKER_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def findings(tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp("zygote")
+def class_settings(folder: Path) -> dict:
+    """A grading run's sandbox settings, hiding `folder/secret` (an answers file) and the run folder `folder/run`."""
     (folder / "secret").mkdir()
     (folder / "secret" / "answers.txt").write_text("42")
     (folder / "run").mkdir()
-    bwrap = shutil.which("bwrap")
-    settings = {"isolated": True, "bwrap": bwrap, "hide": [str(folder / "secret"), str(folder / "run")], "sandbox": None,
-                "memory_bytes": 4 * 2**30, "timeout": 60, "container": None}
-    script = WORKER_SCRIPT.format(kit=str(KIT_DIR), folder=str(folder), settings=settings,
-                                  secret=str(folder / "secret" / "answers.txt"))
-    # stdin a pipe, as a real worker's is (its students' folders come there)
-    result = subprocess.run([*grade.worker_prefix(bwrap), sys.executable, "-c", script], capture_output=True, text=True,
-                            input="", timeout=600, cwd=KIT_DIR)
+    return {"isolated": True, "bwrap": shutil.which("bwrap"), "hide": [str(folder / "secret"), str(folder / "run")],
+            "sandbox": None, "memory_bytes": 4 * 2**30, "timeout": 60, "container": None}
+
+
+def run_in_a_worker(script: str) -> subprocess.CompletedProcess:
+    """Run `script` as a grading worker runs: without network, in a PID namespace, with a pipe on stdin (its students)."""
+    return subprocess.run([*grade.worker_prefix(shutil.which("bwrap")), sys.executable, "-c", script], capture_output=True,
+                          text=True, input="", timeout=600, cwd=KIT_DIR)
+
+
+@pytest.fixture(scope="module")
+def findings(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("zygote")
+    settings = class_settings(folder)
+    result = run_in_a_worker(WORKER_SCRIPT.format(kit=str(KIT_DIR), folder=str(folder), settings=settings,
+                                                  secret=str(folder / "secret" / "answers.txt")))
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -179,15 +186,8 @@ ZYGOTE_THAT_ALSO_SHOWS = textwrap.dedent("""
 
 @needs_bwrap
 def test_a_zygote_whose_view_shows_a_hidden_file_refuses_to_start_and_says_why(tmp_path):
-    (tmp_path / "secret").mkdir()
-    (tmp_path / "secret" / "answers.txt").write_text("42")
-    (tmp_path / "run").mkdir()
-    bwrap = shutil.which("bwrap")
-    settings = {"isolated": True, "bwrap": bwrap, "hide": [str(tmp_path / "secret"), str(tmp_path / "run")], "sandbox": None,
-                "memory_bytes": 4 * 2**30, "timeout": 60, "container": None}
-    script = ZYGOTE_THAT_ALSO_SHOWS.format(kit=str(KIT_DIR), secret=str(tmp_path / "secret"), run=str(tmp_path / "run"),
-                                           settings=settings)
-    result = subprocess.run([*grade.worker_prefix(bwrap), sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300, cwd=KIT_DIR)
+    settings = class_settings(tmp_path)
+    result = run_in_a_worker(ZYGOTE_THAT_ALSO_SHOWS.format(kit=str(KIT_DIR), secret=str(tmp_path / "secret"),
+                                                           run=str(tmp_path / "run"), settings=settings))
     assert "REFUSED: the kernel zygote did not start" in result.stdout, result.stdout + result.stderr[-2000:]
     assert "GRADER SANDBOX FAILED: student code could read " + str(tmp_path / "secret" / "answers.txt") in result.stderr
