@@ -126,8 +126,8 @@ def serve(check: dict, listener: socket.socket) -> None:
     sandbox.check_view(check["hide"], check["shown"])
     libc.prctl(sandbox.PR_SET_DUMPABLE, 0, 0, 0, 0)  # no kernel of the grader's user may read or write this memory
     preload()
-    # TensorFlow's import leaves one idle thread; a fork copies only the forking thread, and the kernel
-    # starts its own thread pools. Python warns of the general risk, which a kernel's first op shows is not taken here.
+    # TensorFlow's import leaves one idle thread; a fork copies only the forking thread, and the kernel starts its
+    # own thread pools at its first op. Python warns of the general risk of forking threads; the kernels run fine.
     warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks", category=DeprecationWarning)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # sessions are reaped by the system
     print(READY, flush=True)

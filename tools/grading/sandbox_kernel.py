@@ -1,6 +1,9 @@
 """Start the kernel that runs one student's code while it is graded.
 
 The grader's kernelspec calls `python tools/grading/sandbox_kernel.py SETTINGS.json -f CONNECTION_FILE`.
+Where the grading worker runs a kernel zygote (ZYGOTE_VARIABLE), this file only asks it for the kernel, which
+the zygote forks in the same view, checked once (tools/grading/kernel_zygote.py); what follows is the view
+and the checks both use, and how a kernel starts without a zygote.
 With SETTINGS["isolated"], the kernel starts inside a view of the filesystem that bubblewrap
 (`bwrap`, SETTINGS["bwrap"]) builds from an empty root, holding only what the kernel needs:
 the system's /usr and /etc and this Python installation, read-only; an empty, capped /tmp; the
