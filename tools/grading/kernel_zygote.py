@@ -269,8 +269,7 @@ def become_kernel(check: dict, request: dict) -> None:
         sandbox.set_limits(check["memory_bytes"], check["cpu_seconds"])
         drop_capabilities()
         libc.prctl(sandbox.PR_SET_DUMPABLE, 1, 0, 0, 0)  # its own /proc files, as an exec'd kernel has them
-        with open(os.open(sandbox.CONNECTION_IN_VIEW, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as own:
-            own.write(request["connection"])
+        sandbox.write_own_connection(request["connection"])
     except (OSError, ValueError) as error:
         print(f"{sandbox.SANDBOX_FAILED}: the kernel's limits cannot be set up ({error})", file=sys.stderr, flush=True)
         os._exit(1)

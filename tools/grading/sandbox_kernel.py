@@ -266,6 +266,12 @@ def limit_this_process(memory_bytes: int, cpu_seconds: int) -> None:
         sys.exit(f"{SANDBOX_FAILED}: the kernel's limits cannot be set up ({error})")
 
 
+def write_own_connection(text: str) -> None:
+    """Write the kernel's own copy of its connection file, a new file only it can read (ipykernel rewrites it)."""
+    with open(os.open(CONNECTION_IN_VIEW, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as own:
+        own.write(text)
+
+
 def start_kernel(kernel_args: list[str]) -> None:
     """Replace this process by the kernel."""
     os.environ["MALLOC_ARENA_MAX"] = "2"
@@ -283,8 +289,8 @@ def run_kernel(memory_bytes: int, cpu_seconds: int, kernel_args: list[str]) -> N
     kernel = os.fork()
     if kernel == 0:
         limit_this_process(memory_bytes, cpu_seconds)
-        with open(CONNECTION_GIVEN) as given, open(os.open(CONNECTION_IN_VIEW, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as own:
-            own.write(given.read())
+        with open(CONNECTION_GIVEN) as given:
+            write_own_connection(given.read())
         start_kernel(kernel_args)
     _, status, usage = os.wait4(kernel, 0)
     sys.exit(kernel_exit_code(status, usage, cpu_seconds))
