@@ -1,80 +1,124 @@
-"""Train the kit's pretrained ResNet50: `python -m tools.model.train_pretrained [--real DIR] [--epochs N]`.
+"""Train the kit's pretrained ResNet50: `python -m tools.model.train_pretrained [--sld DIR] [--wild DIR] [--epochs N]`.
 
 The architecture is the notebooks' reference ResNet50 (read from the source notebooks, not
-copied). It trains on the kit's generated SIGNS training set plus, when given, real hand
-photos DIR/<digit>/*.jpg, of which a seeded fifth per digit is held out and never trained
-on. Input pipeline: tf.data with augmentation suited to hand photos (mirror, small
-rotations, zoom, shifts, brightness and contrast); one epoch of learning-rate warm-up, then
-cosine decay; mixed bfloat16 where the CPU has bf16 instructions and oneDNN is on
-(`resnets_utils.fast_precision`); a checkpoint every epoch, and an interrupted run resumes
-where it stopped.
+copied). It learns from (`training_data`):
+- the kit's generated SIGNS training set;
+- the `train` parts of the real photos (`tools.data.real_splits`): Sign Language Digits
+  without its validation and test parts, and the wild photos' training sessions, twice
+  (they are the few photos of hands in real rooms);
+- every SLD training hand cut out and placed on other backgrounds (`tools.data.composite_hands`),
+  so that the hand, not the plain wall, is what tells the digits apart;
+- backgrounds with no hand, whose target gives every digit the same probability: a model
+  that learned to be unsure of them says "not sure" for a photo of a wall.
+The validation and test parts are never trained on. Input pipeline: tf.data with augmentation
+(`resnets_utils.training_pipeline`); one epoch of learning-rate warm-up, then cosine decay;
+mixed bfloat16 where the CPU has bf16 instructions and oneDNN is on (`resnets_utils.fast_precision`);
+a checkpoint every epoch, and an interrupted run resumes where it stopped. At the end it
+measures the exported file (`tools.model.evaluate`) and writes the "not sure" threshold
+chosen on the wild validation sessions.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 import resnets_utils
-from tools.data.import_photos import read_photo_folder, split_stratified
-from tools.data.measure_realism import DEFAULT_REAL
 from tools.course.notebook_source import reference_resnet50
+from tools.data import composite_hands, real_splits
+from tools.model import evaluate
 
 SEED = 2015
 BATCH_SIZE = 32
-EPOCHS = 30
+EPOCHS = 28
 LEARNING_RATE = 3e-4  # the peak, after one epoch of warm-up; 1e-3 made ResNet50 unstable from scratch
-HOLDOUT_FRACTION = 0.2
-HOLDOUT_SEED = 2016
+COMPOSITES_PER_HAND = 2
+WILD_REPEATS = 2
+NO_HAND_SHARE = 0.1  # backgrounds alone, as a share of the images with a hand
+NO_HAND = -1  # the label of a photo of no hand: its target is 1/6 for every digit
+ROOM_SIZE = 128  # the wild photos' corners are read at this size, so that enlarged they stay sharp
 
 
-def load_real_photos(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return (train images, train labels, held-out images, held-out labels) from real photos."""
-    images, labels, _ = read_photo_folder(folder, progress=False)
-    held_out = split_stratified(labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
-    return images[~held_out], labels[~held_out], images[held_out], labels[held_out]
+def training_data(sld: Path | None, wild: Path | None, seed: int = SEED) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Return (uint8 images, labels, {source: count}); labels are digits, or NO_HAND for backgrounds alone.
+
+    A folder that is None or absent is left out (the kit's generated set is always in).
+    Raises real_splits.RealDataError or resnets_utils.PhotoError naming the file at fault.
+    """
+    kit_x, kit_y, _, _, _ = resnets_utils.load_dataset()
+    parts = {"kit SIGNS training set": (kit_x, kit_y.ravel())}
+    rooms = np.zeros((0, 64, 64, 3), np.uint8)
+    if wild is not None and Path(wild).is_dir():
+        train = real_splits.split_wild(Path(wild))["train"]
+        parts[f"wild training sessions (x{WILD_REPEATS})"] = (
+            np.concatenate([real_splits.read_part(train)] * WILD_REPEATS), np.tile(train.labels, WILD_REPEATS))
+        rooms = np.stack([resnets_utils.read_photo(path, size=ROOM_SIZE) for path in train.paths])
+    if sld is not None and Path(sld).is_dir():
+        train = real_splits.split_sld(Path(sld))["train"]
+        hands = real_splits.read_part(train)
+        parts["SLD training part"] = (hands, train.labels)
+        parts["SLD hands on other backgrounds"] = composite_hands.composite_hands(hands, train.labels, rooms, COMPOSITES_PER_HAND, seed)
+    with_hand = sum(len(y) for _, y in parts.values())
+    rng = np.random.default_rng(seed)
+    no_hand = [composite_hands.background(rooms, rng) for _ in range(int(with_hand * NO_HAND_SHARE))]
+    parts["backgrounds with no hand"] = (np.stack(no_hand), np.full(len(no_hand), NO_HAND))
+    images = np.concatenate([x for x, _ in parts.values()])
+    labels = np.concatenate([y for _, y in parts.values()]).astype(np.int64)
+    return images, labels, {name: len(y) for name, (_, y) in parts.items()}
+
+
+def with_no_hand_targets(pipeline):
+    """Give NO_HAND images (one-hot rows of zeros: tf.one_hot of -1) the target 1/6 for every digit."""
+    import tensorflow as tf
+
+    def spread(x, y):
+        missing = 1.0 - tf.reduce_sum(y, axis=-1, keepdims=True)
+        return x, y + missing / tf.cast(tf.shape(y)[-1], y.dtype)
+
+    return pipeline.map(spread, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate: float = LEARNING_RATE) -> None:
-    """Notebook 4's compile (`resnets_utils.compile_for_short_training`) without label smoothing, which the
-    shipped model was trained without: 30 epochs on more data do not need it."""
+    """Notebook 4's compile (`resnets_utils.compile_for_short_training`) without label smoothing: the
+    no-hand images already teach the model where to be unsure."""
     resnets_utils.compile_for_short_training(model, steps_per_epoch, epochs, learning_rate, label_smoothing=0.0)
+
+
+def folder_or_none(value: str) -> Path | None:
+    return Path(value) if value else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", default=str(DEFAULT_REAL), help="real photos DIR/<digit>/*.jpg ('' for none)")
+    parser.add_argument("--sld", type=folder_or_none, default=real_splits.SLD_PHOTOS, help="Sign Language Digits DIR/<digit>/*.jpg ('' for none)")
+    parser.add_argument("--wild", type=folder_or_none, default=real_splits.WILD_PHOTOS, help="the wild photos' folder ('' for none)")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="peak, after one epoch of warm-up")
     parser.add_argument("--work", type=Path, default=resnets_utils.KIT_DIR / "build" / "pretrained")
-    parser.add_argument("--evaluate", type=Path, metavar="MODEL", help="only print the accuracies of MODEL (.json/.npz)")
     args = parser.parse_args()
-    args.real = Path(args.real) if args.real else None
-    if args.evaluate:
-        return report(args.evaluate, evaluation_sets(args.real))
+    try:
+        images, labels, counts = training_data(args.sld, args.wild)
+    except (real_splits.RealDataError, resnets_utils.PhotoError, resnets_utils.DatasetError) as error:
+        sys.exit(f"Error: {error}")
+    print(f"Training on {len(images)} images: " + ", ".join(f"{count} {name}" for name, count in counts.items()) + ".")
 
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(SEED)
-    x_train, y_train, x_test, y_test, _ = resnets_utils.load_dataset()
-    y_train, y_test = y_train.ravel(), y_test.ravel()
-    if args.real and args.real.is_dir():
-        real_x, real_y, held_x, _ = load_real_photos(args.real)
-        x_train, y_train = np.concatenate([x_train, real_x]), np.concatenate([y_train, real_y])
-        print(f"Training on {len(x_train)} images ({len(real_x)} real); holding out {len(held_x)} real photos.")
-
     gpus = len(tf.config.list_physical_devices("GPU"))
     tf.keras.mixed_precision.set_global_policy(resnets_utils.fast_precision())
     strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
     print(f"Precision {tf.keras.mixed_precision.global_policy().name}; {max(gpus, 1)} {'GPU' if gpus else 'CPU'} replica(s).")
-    pipeline = resnets_utils.training_pipeline(x_train, y_train, args.batch_size * strategy.num_replicas_in_sync, seed=SEED)
+    batches = resnets_utils.training_pipeline(images, labels, args.batch_size * strategy.num_replicas_in_sync, seed=SEED)
+    pipeline = with_no_hand_targets(batches)
     with strategy.scope():
         model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
-        compile_for_training(model, len(pipeline), args.epochs, args.learning_rate)
+        compile_for_training(model, len(batches), args.epochs, args.learning_rate)
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model.fit(
@@ -87,32 +131,20 @@ def main() -> None:
         ],
     )
     print(f"Trained in {(time.perf_counter() - start) / 60:.1f} min.")
-    export(model, args.work / "resnet50_signs")
+    path = args.work / "resnet50_signs"
+    export(model, path)
     tf.keras.mixed_precision.set_global_policy("float32")
-    report(args.work / "resnet50_signs", evaluation_sets(args.real))  # judge the file, not the run
-    print(f"Wrote {args.work / 'resnet50_signs'}.json/.npz; copy both into models/ when the figures improve.")
+    report(path, args.sld, args.wild)  # judge the file, not the run
+    print(f"Wrote {path}.json/.npz; copy them (and {path.name}{resnets_utils.NOT_SURE_SUFFIX}) into models/ when the figures improve.")
 
 
-def evaluation_sets(real: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The kit's SIGNS test set, and the held-out real photos when `real` is a folder."""
-    _, _, x_test, y_test, _ = resnets_utils.load_dataset()
-    sets = {"kit SIGNS test set": (x_test, y_test.ravel())}
-    if real and Path(real).is_dir():
-        _, _, held_x, held_y = load_real_photos(Path(real))
-        sets["held-out real photos"] = (held_x, held_y)
-    return sets
-
-
-def accuracies(model, sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    return {
-        name: float(np.mean(model.predict(resnets_utils.preprocess(x), verbose=0).argmax(axis=1) == y))
-        for name, (x, y) in sets.items()
-    }
-
-
-def report(path: Path, sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    for name, accuracy in accuracies(resnets_utils.load_pretrained(path), sets).items():
-        print(f"accuracy on the {name}: {accuracy:.1%} of {len(sets[name][1])}")
+def report(path: Path, sld: Path | None, wild: Path | None) -> None:
+    """Print the exported model's figures on every held-out source; write the "not sure" threshold beside it when one was chosen."""
+    measured = evaluate.evaluate(path, wild, sld)
+    print(evaluate.text_report(measured))
+    path.with_suffix(".measured.md").write_text(evaluate.model_card_section(measured))
+    if measured.validation is not None and measured.threshold is not None:
+        evaluate.write_threshold(path, measured)
 
 
 def export(model, path: Path) -> None:
