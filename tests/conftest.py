@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tools.data.measure_realism import DEFAULT_REAL as REAL_PHOTOS
+from tools.data.real_splits import WILD_PHOTOS
 from tools.data.signs_files import write_split
 
 
@@ -26,3 +27,11 @@ def real_photos() -> Path:
     if not REAL_PHOTOS.is_dir():
         pytest.skip(f"real photos not present at {REAL_PHOTOS} (../shared is outside the repo)")
     return REAL_PHOTOS
+
+
+@pytest.fixture
+def wild_photos() -> Path:
+    """The photos of hands in everyday rooms beside the repo; tests that need them skip when they are absent."""
+    if not (WILD_PHOTOS / "index.csv").is_file():
+        pytest.skip(f"wild photos not present at {WILD_PHOTOS} (../shared is outside the repo)")
+    return WILD_PHOTOS

@@ -11,41 +11,27 @@ from tools.data import real_splits
 from tools.model import evaluate
 
 
-@pytest.fixture(scope="module")
-def wild() -> Path:
-    if not (real_splits.WILD_PHOTOS / "index.csv").is_file():
-        pytest.skip(f"wild photos not present at {real_splits.WILD_PHOTOS} (../shared is outside the repo)")
-    return real_splits.WILD_PHOTOS
-
-
-@pytest.fixture(scope="module")
-def sld() -> Path:
-    if not real_splits.SLD_PHOTOS.is_dir():
-        pytest.skip(f"Sign Language Digits not present at {real_splits.SLD_PHOTOS} (../shared is outside the repo)")
-    return real_splits.SLD_PHOTOS
-
-
 def _names(part: real_splits.Part) -> set[str]:
     return {str(path) for path in part.paths}
 
 
-def _session_of(wild: Path) -> dict[str, str]:
-    rows = real_splits._read_wild_index(wild / "index.csv")
-    return {str(wild / row["file"]): row["session"] for row in rows}
+def _session_of(folder: Path) -> dict[str, str]:
+    rows = real_splits._read_wild_index(folder / "index.csv")
+    return {str(folder / row["file"]): row["session"] for row in rows}
 
 
 # --- The splits --------------------------------------------------------------------------
 
 
-def test_the_wild_split_is_the_same_on_every_call(wild):
-    first, second = real_splits.split_wild(wild), real_splits.split_wild(wild)
+def test_the_wild_split_is_the_same_on_every_call(wild_photos):
+    first, second = real_splits.split_wild(wild_photos), real_splits.split_wild(wild_photos)
     for name in ("train", "validation", "test"):
         assert first[name].paths == second[name].paths and (first[name].labels == second[name].labels).all(), name
 
 
-def test_the_wild_split_shares_no_session_between_parts_and_loses_no_photo(wild):
-    session_of = _session_of(wild)
-    split = real_splits.split_wild(wild)
+def test_the_wild_split_shares_no_session_between_parts_and_loses_no_photo(wild_photos):
+    session_of = _session_of(wild_photos)
+    split = real_splits.split_wild(wild_photos)
     sessions = {name: {session_of[path] for path in _names(part)} for name, part in split.items()}
     assert not sessions["train"] & sessions["validation"], sessions
     assert not sessions["train"] & sessions["test"], sessions
@@ -53,31 +39,31 @@ def test_the_wild_split_shares_no_session_between_parts_and_loses_no_photo(wild)
     assert sum(len(part.paths) for part in split.values()) == len(session_of)
 
 
-def test_every_part_of_both_splits_shows_every_digit(wild, sld):
-    for source, split in (("wild", real_splits.split_wild(wild)), ("SLD", real_splits.split_sld(sld))):
+def test_every_part_of_both_splits_shows_every_digit(wild_photos, real_photos):
+    for source, split in (("wild", real_splits.split_wild(wild_photos)), ("SLD", real_splits.split_sld(real_photos))):
         for name, part in split.items():
             assert set(part.labels.tolist()) == set(real_splits.CLASSES), f"{source} {name}"
 
 
-def test_the_wild_labels_are_the_folders_the_photos_are_in(wild):
-    for part in real_splits.split_wild(wild).values():
+def test_the_wild_labels_are_the_folders_the_photos_are_in(wild_photos):
+    for part in real_splits.split_wild(wild_photos).values():
         assert [int(path.parent.name) for path in part.paths] == part.labels.tolist()
 
 
-def test_the_sld_test_part_is_a_seeded_fifth_of_each_digit(sld):
-    split = real_splits.split_sld(sld)
-    assert _names(split["test"]) == _names(real_splits.split_sld(sld)["test"])
-    assert _names(split["test"]) != _names(real_splits.split_sld(sld, test_seed=real_splits.SLD_TEST_SEED + 1)["test"])
+def test_the_sld_test_part_is_a_seeded_fifth_of_each_digit(real_photos):
+    split = real_splits.split_sld(real_photos)
+    assert _names(split["test"]) == _names(real_splits.split_sld(real_photos)["test"])
+    assert _names(split["test"]) != _names(real_splits.split_sld(real_photos, test_seed=real_splits.SLD_TEST_SEED + 1)["test"])
     for digit in real_splits.CLASSES:
         in_test = np.sum(split["test"].labels == digit)
         in_all = sum(np.sum(part.labels == digit) for part in split.values())
         assert abs(in_test - in_all / 5) <= 1, f"digit {digit}: {in_test} of {in_all} held out"
 
 
-def test_the_sld_parts_are_disjoint_and_lose_no_photo(sld):
-    split = real_splits.split_sld(sld)
+def test_the_sld_parts_are_disjoint_and_lose_no_photo(real_photos):
+    split = real_splits.split_sld(real_photos)
     names = [_names(part) for part in split.values()]
-    assert sum(map(len, names)) == len(set().union(*names)) == sum(len(list((sld / str(d)).iterdir())) for d in real_splits.CLASSES)
+    assert sum(map(len, names)) == len(set().union(*names)) == sum(len(list((real_photos / str(d)).iterdir())) for d in real_splits.CLASSES)
 
 
 def test_a_wild_index_without_a_session_column_is_named(tmp_path):
@@ -185,8 +171,8 @@ def test_coverage_and_accuracy_count_only_the_answers_above_the_threshold():
 # --- The shipped model -----------------------------------------------------------------------
 
 
-def test_the_shipped_model_is_measured_on_a_sample_of_every_source(wild, sld, tmp_path):
-    evaluation = evaluate.evaluate(evaluate.resnets_utils.PRETRAINED, wild, sld, per_digit=2)
+def test_the_shipped_model_is_measured_on_a_sample_of_every_source(wild_photos, real_photos, tmp_path):
+    evaluation = evaluate.evaluate(evaluate.resnets_utils.PRETRAINED, wild_photos, real_photos, per_digit=2)
     assert len(evaluation.sources) == 3
     for name, figures in evaluation.sources.items():
         assert figures.photos == 12 and figures.confusion.sum() == 12, name
@@ -195,6 +181,40 @@ def test_the_shipped_model_is_measured_on_a_sample_of_every_source(wild, sld, tm
     section = evaluate.model_card_section(evaluation)
     assert section.startswith("## Measured on real photos\n")
     assert all(f"| {name} | 12 |" in section for name in evaluation.sources)
+
+
+def test_without_the_wild_photos_the_threshold_beside_the_model_is_measured():
+    evaluation = evaluate.evaluate(evaluate.resnets_utils.PRETRAINED, None, None, per_digit=2)
+    assert evaluation.validation is None
+    assert evaluation.threshold == evaluate.resnets_utils.not_sure_below()
+    assert "the threshold written beside the model" in evaluate.text_report(evaluation)
+    assert not any(np.isnan(share) for share in evaluation.not_sure_of_no_hand.values())
+
+
+def test_a_model_without_a_threshold_and_no_photos_to_choose_one_on_says_so(tmp_path):
+    for suffix in (".json", ".npz"):
+        (tmp_path / f"m{suffix}").symlink_to(evaluate.resnets_utils.PRETRAINED.with_suffix(suffix))
+    evaluation = evaluate.evaluate(tmp_path / "m", None, None, per_digit=1)
+    assert evaluation.threshold is None
+    assert "none is written beside the model" in evaluate.text_report(evaluation)
+
+
+def test_pictures_with_no_hand_are_drawn_the_same_on_every_call_and_of_every_kind(tmp_path):
+    first, second = evaluate.no_hand_pictures(None, per_kind=5), evaluate.no_hand_pictures(tmp_path / "absent", per_kind=5)
+    assert list(first) == ["rooms the kit draws", "cats the kit draws"] == list(second)
+    for kind, pictures in first.items():
+        assert pictures.shape == (5, 64, 64, 3) and pictures.dtype == np.uint8, kind
+        assert np.array_equal(pictures, second[kind]), kind
+        assert len({picture.tobytes() for picture in pictures}) == 5, kind
+
+
+def test_the_walls_are_corners_of_held_out_sld_photos_of_every_digit(real_photos):
+    walls = evaluate.no_hand_pictures(real_photos, per_kind=12)["walls of held-out SLD photos"]
+    test = real_splits.split_sld(real_photos)["test"]
+    spread = np.unique(np.linspace(0, len(test.labels) - 1, 12).astype(int))
+    assert walls.shape == (12, 64, 64, 3) and set(test.labels[spread]) == set(range(6))
+    first = evaluate.resnets_utils.read_photo(test.paths[0], size=128)[: evaluate.WALL_SIDE, : evaluate.WALL_SIDE]
+    assert np.abs(walls[0].astype(int).mean() - first.astype(int).mean()) < 3  # the same wall, enlarged
 
 
 # --- The wild photos as SIGNS files (make wild-signs, make real-data) ------------------------------
@@ -227,11 +247,57 @@ def test_the_wild_signs_files_hold_the_training_and_the_test_sessions_and_nothin
     assert list(classes) == list(range(6))
 
 
-def test_the_real_wild_photos_become_signs_files_of_their_split(wild, tmp_path):
+def test_the_real_wild_photos_become_signs_files_of_their_split(wild_photos, tmp_path):
     import resnets_utils
 
-    split = real_splits.split_wild(wild)
-    real_splits.write_wild_signs(wild, tmp_path)
+    split = real_splits.split_wild(wild_photos)
+    real_splits.write_wild_signs(wild_photos, tmp_path)
     x_train, y_train, x_test, y_test, _ = resnets_utils.load_dataset(tmp_path)
     assert x_train.shape == (len(split["train"].labels), 64, 64, 3) and x_test.shape[0] == len(split["test"].labels)
     assert (y_train.ravel() == split["train"].labels).all() and (y_test.ravel() == split["test"].labels).all()
+
+
+# --- "Not sure": the threshold beside the model, and a reading below it --------------------------
+
+
+class FixedModel:
+    """Stands for a Keras model whose softmax output is known, to test the reading alone."""
+
+    def __init__(self, probabilities):
+        self.probabilities = np.array([probabilities])
+
+    def predict(self, batch, verbose=0):
+        assert batch.shape == (1, 64, 64, 3) and batch.max() <= 1.0, "the photo goes in preprocessed, as one batch"
+        return self.probabilities
+
+
+def test_a_reading_below_the_threshold_is_not_sure_and_says_its_best_guess():
+    import resnets_utils
+
+    pixels = np.full((64, 64, 3), 255, np.uint8)
+    sure = resnets_utils.predict_digit(FixedModel([0.05, 0.05, 0.8, 0.05, 0.03, 0.02]), pixels, threshold=0.7)
+    unsure = resnets_utils.predict_digit(FixedModel([0.1, 0.1, 0.45, 0.3, 0.03, 0.02]), pixels, threshold=0.7)
+    assert (sure.digit, str(sure)) == (2, "a 2 (80% sure)")
+    assert unsure.digit is None and str(unsure) == "not sure (its best guess, a 2, is only 45% likely)"
+
+
+def test_the_threshold_is_written_beside_the_model_and_read_back(tmp_path):
+    import resnets_utils
+
+    validation = evaluate.measure(np.array([[0.9, 0.1]] * 20), np.zeros(20, int), threshold=0.9)
+    file = evaluate.write_threshold(tmp_path / "m", evaluate.Evaluation(0.9, validation, {}, [], {}))
+    assert file == tmp_path / f"m{resnets_utils.NOT_SURE_SUFFIX}"
+    assert resnets_utils.not_sure_below(tmp_path / "m") == 0.9
+
+
+def test_a_missing_or_malformed_threshold_file_is_named(tmp_path):
+    import resnets_utils
+
+    with pytest.raises(resnets_utils.ModelFileError, match=r"m\.not-sure\.json not found.*make evaluate-pretrained"):
+        resnets_utils.not_sure_below(tmp_path / "m")
+    (tmp_path / f"m{resnets_utils.NOT_SURE_SUFFIX}").write_text('{"threshold": 7}')
+    with pytest.raises(resnets_utils.ModelFileError, match=r"m\.not-sure\.json: the threshold 7.0 is not a probability"):
+        resnets_utils.not_sure_below(tmp_path / "m")
+    (tmp_path / f"m{resnets_utils.NOT_SURE_SUFFIX}").write_text("{broken")
+    with pytest.raises(resnets_utils.ModelFileError, match=r"m\.not-sure\.json holds no threshold"):
+        resnets_utils.not_sure_below(tmp_path / "m")

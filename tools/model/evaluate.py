@@ -7,23 +7,30 @@ error, and how often the model answers, and how well, when it says "not sure" be
 confidence threshold. The threshold is chosen on the wild validation sessions: the photos
 most like a student's, and the one validation part the shipped model never trained on (a
 model trained on the `train` parts of `tools.data.real_splits` never sees it either).
+It also shows the model pictures with no hand (walls cut from the held-out SLD photos, rooms
+and cats the kit draws) and counts how many come out "not sure", as they should.
 `--markdown FILE` also writes the figures as the model card's "Measured on real photos" section.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image
 
 import resnets_utils
-from tools.data import real_splits
+from tools.data import composite_hands, real_splits
 
 ECE_BINS = 15
 NOT_SURE_TARGET = 0.95  # the answers given on validation photos must be at least this often right
 MIN_ANSWERED = 20  # ... and on at least this many photos, so that one lucky photo cannot set the threshold
+NO_HAND_PER_KIND = 60  # pictures of each kind the kit draws
+NO_HAND_SEED = 404  # not train_pretrained's seed: these drawn rooms and cats were never trained on
+WALL_SIDE = 32  # a wall is the top corner, this many pixels square, of an SLD photo read at 128 px
 
 
 class Figures(NamedTuple):
@@ -107,10 +114,10 @@ def sample_per_digit(labels: np.ndarray, per_digit: int | None) -> np.ndarray:
     return np.sort(np.concatenate([np.flatnonzero(labels == digit)[:per_digit] for digit in np.unique(labels)]))
 
 
-def held_out_sources(wild: Path, sld: Path, per_digit: int | None = None) -> tuple[dict, tuple | None, list[str]]:
+def held_out_sources(wild: Path | None, sld: Path | None, per_digit: int | None = None) -> tuple[dict, tuple | None, list[str]]:
     """Return ({test source: (uint8 images, labels)}, the wild validation (images, labels) or None, notes).
 
-    The notes name the sources left out because their folder is absent.
+    The notes name the sources left out because their folder is None (not asked for) or absent.
     """
     _, _, kit_x, kit_y, _ = resnets_utils.load_dataset()
     kit_chosen = sample_per_digit(kit_y.ravel(), per_digit)
@@ -121,29 +128,55 @@ def held_out_sources(wild: Path, sld: Path, per_digit: int | None = None) -> tup
         chosen = part.subset(sample_per_digit(part.labels, per_digit))
         return real_splits.read_part(chosen), chosen.labels
 
-    if sld.is_dir():
+    if sld is not None and sld.is_dir():
         sources["held-out SLD fifth"] = read(real_splits.split_sld(sld)["test"])
     else:
-        notes.append(f"Sign Language Digits not found at {sld}: its test fifth is not measured.")
-    if wild.is_dir():
+        notes.append(f"Sign Language Digits {'not given' if sld is None else f'not found at {sld}'}: its test fifth is not measured.")
+    if wild is not None and wild.is_dir():
         wild_split = real_splits.split_wild(wild)
         sources[f"held-out wild sessions {', '.join(real_splits.WILD_TEST_SESSIONS)}"] = read(wild_split["test"])
         validation = read(wild_split["validation"])
     else:
-        notes.append(f"wild photos not found at {wild}: no wild figures and no 'not sure' threshold.")
+        notes.append(f"wild photos {'not given' if wild is None else f'not found at {wild}'}: no wild figures and no 'not sure' threshold.")
     return sources, validation, notes
 
 
+def sld_walls(part: real_splits.Part) -> np.ndarray:
+    """Return the top corner of each photo (left and right in turn), enlarged to 64x64: the plain wall above the hand."""
+    walls = []
+    for index, path in enumerate(part.paths):
+        photo = resnets_utils.read_photo(path, size=128)
+        corner = photo[:WALL_SIDE, :WALL_SIDE] if index % 2 == 0 else photo[:WALL_SIDE, -WALL_SIDE:]
+        walls.append(np.asarray(Image.fromarray(corner).resize((64, 64), Image.BILINEAR)))
+    return np.stack(walls)
+
+
+def no_hand_pictures(sld: Path | None, per_kind: int = NO_HAND_PER_KIND) -> dict[str, np.ndarray]:
+    """Return {kind: uint8 pictures with no hand}: rooms and cats the kit draws, and walls of held-out SLD photos if given."""
+    rng = np.random.default_rng(NO_HAND_SEED)
+    pictures = {
+        "rooms the kit draws": np.stack([composite_hands.drawn_background(rng).astype(np.uint8) for _ in range(per_kind)]),
+        "cats the kit draws": np.stack([composite_hands.drawn_cat(rng) for _ in range(per_kind)]),
+    }
+    if sld is not None and sld.is_dir():
+        test = real_splits.split_sld(sld)["test"]
+        spread = np.unique(np.linspace(0, len(test.labels) - 1, per_kind).astype(int))  # photos of every digit
+        pictures["walls of held-out SLD photos"] = sld_walls(test.subset(spread))
+    return pictures
+
+
 class Evaluation(NamedTuple):
-    """The threshold, the validation photos' figures it was chosen by, and the figures of each test source."""
+    """The threshold, the validation photos' figures it was chosen by, the figures of each test source,
+    and the share of each kind of picture with no hand that comes out "not sure" (nan without a threshold)."""
 
     threshold: float | None
     validation: Figures | None
     sources: dict[str, Figures]
     notes: list[str]
+    not_sure_of_no_hand: dict[str, float]
 
 
-def evaluate(model_path: Path, wild: Path, sld: Path, per_digit: int | None = None) -> Evaluation:
+def evaluate(model_path: Path, wild: Path | None, sld: Path | None, per_digit: int | None = None) -> Evaluation:
     """Measure the model at `model_path` (.json/.npz) on every held-out source present.
 
     Raises resnets_utils.ModelFileError, DatasetError or PhotoError, or real_splits.RealDataError,
@@ -161,8 +194,35 @@ def evaluate(model_path: Path, wild: Path, sld: Path, per_digit: int | None = No
         correct = validation_probabilities.argmax(axis=1) == validation[1]
         threshold = choose_threshold(validation_probabilities.max(axis=1), correct)
         validation_figures = measure(validation_probabilities, validation[1], threshold)
+    else:  # nothing to choose on: measure the threshold the model ships with, if it has one
+        threshold = shipped_threshold(model_path)
     figures = {name: measure(probabilities(x), y, threshold) for name, (x, y) in sources.items()}
-    return Evaluation(threshold, validation_figures, figures, notes)
+    per_kind = NO_HAND_PER_KIND if per_digit is None else 6 * per_digit
+    not_sure = {
+        kind: float(np.mean(probabilities(pictures).max(axis=1) < threshold)) if threshold is not None else float("nan")
+        for kind, pictures in no_hand_pictures(sld, per_kind).items()
+    }
+    return Evaluation(threshold, validation_figures, figures, notes, not_sure)
+
+
+def shipped_threshold(model_path: Path) -> float | None:
+    """Return the threshold written beside the model, or None when there is none."""
+    try:
+        return resnets_utils.not_sure_below(model_path)
+    except resnets_utils.ModelFileError:
+        return None
+
+
+def write_threshold(model_path: Path, evaluation: Evaluation) -> Path:
+    """Write the "not sure" threshold beside the model (`resnets_utils.not_sure_below` reads it); return the file."""
+    file = Path(model_path).with_suffix(resnets_utils.NOT_SURE_SUFFIX)
+    chosen_on = f"wild validation sessions {', '.join(real_splits.WILD_VALIDATION_SESSIONS)} ({evaluation.validation.photos} photos)"
+    file.write_text(json.dumps({
+        "threshold": evaluation.threshold,
+        "chosen_on": chosen_on,
+        "rule": f"the lowest confidence at which at least {MIN_ANSWERED} answers are {NOT_SURE_TARGET:.0%} right",
+    }, indent=1) + "\n")
+    return file
 
 
 def _percent(value: float) -> str:
@@ -171,8 +231,13 @@ def _percent(value: float) -> str:
 
 def _threshold_sentence(evaluation: Evaluation) -> str:
     sessions = ", ".join(real_splits.WILD_VALIDATION_SESSIONS)
+    if evaluation.validation is None and evaluation.threshold is None:
+        return "No \"not sure\" threshold: the wild validation photos are absent, and none is written beside the model."
     if evaluation.validation is None:
-        return "No \"not sure\" threshold: the wild validation photos are absent."
+        return (
+            f"\"Not sure\" below a confidence of {evaluation.threshold:.3f}, the threshold written beside the model "
+            "(the wild validation photos are absent, so none is chosen here)."
+        )
     if evaluation.threshold is None:
         return (
             f"No \"not sure\" threshold: at no confidence are at least {MIN_ANSWERED} of the model's answers on the "
@@ -199,6 +264,8 @@ def text_report(evaluation: Evaluation) -> str:
             "  confusion (rows: true digit 0-5, columns: read as 0-5):",
             *(f"    {digit}: " + " ".join(f"{count:4d}" for count in row) for digit, row in enumerate(f.confusion)),
         ]
+    lines += ["", "pictures with no hand that come out \"not sure\" (they should):",
+              *(f"  {kind}: {_percent(share)}" for kind, share in evaluation.not_sure_of_no_hand.items())]
     return "\n".join(lines)
 
 
@@ -224,6 +291,11 @@ def model_card_section(evaluation: Evaluation) -> str:
             f"{f.calibration_error:.3f} | {_percent(f.coverage)} | {_percent(f.answered_accuracy)} |"
             for name, f in evaluation.sources.items()
         ),
+        "",
+        "Pictures with no hand should come out \"not sure\": "
+        + "; ".join(f"{kind}, {_percent(share)} do" for kind, share in evaluation.not_sure_of_no_hand.items())
+        + f" ({NO_HAND_PER_KIND} of each, drawn from seed {NO_HAND_SEED}, which training never used; a wall is the top "
+        "corner of a photo, above the hand).",
     ]
     for name, f in evaluation.sources.items():
         lines += [
@@ -244,6 +316,8 @@ def main() -> None:
     parser.add_argument("--sld", type=Path, default=real_splits.SLD_PHOTOS, help="Sign Language Digits, DIR/<digit>/*.jpg")
     parser.add_argument("--per-digit", type=int, metavar="N", help="only the first N photos of each digit per source")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the model card's section to FILE")
+    parser.add_argument("--write-threshold", action="store_true",
+                        help=f"also write the threshold to MODEL{resnets_utils.NOT_SURE_SUFFIX}, where notebook 5 reads it")
     args = parser.parse_args()
     if args.per_digit is not None and args.per_digit < 1:
         parser.error(f"--per-digit must be at least 1, not {args.per_digit}")
@@ -255,6 +329,10 @@ def main() -> None:
     if args.markdown:
         args.markdown.write_text(model_card_section(evaluation))
         print(f"\nWrote the model card's section to {args.markdown}.")
+    if args.write_threshold:
+        if evaluation.validation is None or evaluation.threshold is None:
+            raise SystemExit("error: no threshold was chosen, so none is written (see above).")
+        print(f"Wrote the threshold to {write_threshold(args.model, evaluation)}.")
 
 
 if __name__ == "__main__":
