@@ -9,10 +9,11 @@ so that `import resnets_utils` is instant in every notebook.
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Mapping, Sequence
+from typing import BinaryIO, Mapping, NamedTuple, Sequence
 
 import h5py
 import numpy as np
@@ -444,18 +445,29 @@ def plot_misclassified(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarra
     return fig
 
 
-def plot_probabilities(probabilities: np.ndarray, classes: Sequence[int]):
-    """Draw the predicted probability of each digit as bars, the winner highlighted; return the figure."""
+def plot_probabilities(probabilities: np.ndarray, classes: Sequence[int], not_sure_below: float | None = None):
+    """Draw the predicted probability of each digit as bars, the winner highlighted; return the figure.
+
+    With `not_sure_below`, a dashed line marks the confidence under which the answer is "not sure"
+    (the winner is then grey).
+    """
     import matplotlib.pyplot as plt
 
     probabilities = np.asarray(probabilities).reshape(-1)
-    colors = ["tab:orange" if i == probabilities.argmax() else "tab:blue" for i in range(len(classes))]
+    sure = not_sure_below is None or probabilities.max() >= not_sure_below
+    winner = "tab:orange" if sure else "tab:gray"
+    colors = [winner if i == probabilities.argmax() else "tab:blue" for i in range(len(classes))]
     fig, ax = plt.subplots(figsize=(5, 2.8))
     ax.bar([str(c) for c in classes], probabilities, color=colors)
+    if not_sure_below is not None:
+        ax.axhline(not_sure_below, color="black", linestyle="--", linewidth=1)
+        ax.text(len(classes) - 0.4, not_sure_below, "not sure\nbelow", va="center", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_xlabel("digit")
     ax.set_ylabel("probability")
     fig.tight_layout()
+    if not_sure_below is not None:
+        fig.subplots_adjust(right=0.85)  # room for the line's label, right of the axes (tight_layout leaves none)
     return fig
 
 
@@ -821,3 +833,50 @@ def load_pretrained(path: str | os.PathLike = PRETRAINED):
         raise ModelFileError(f"{path}.json/.npz cannot be loaded as the kit's model ({error}).") from None
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+NOT_SURE_SUFFIX = ".not-sure.json"
+
+
+class Reading(NamedTuple):
+    """What the model reads in one photo: a digit, or None for "not sure"."""
+
+    digit: int | None
+    confidence: float  # the largest probability
+    probabilities: np.ndarray
+
+    def __str__(self) -> str:
+        best = int(self.probabilities.argmax())
+        if self.digit is None:
+            return f"not sure (its best guess, a {best}, is only {self.confidence:.0%} likely)"
+        return f"a {self.digit} ({self.confidence:.0%} sure)"
+
+
+def not_sure_below(path: str | os.PathLike = PRETRAINED) -> float:
+    """Return the confidence under which the pretrained model's answer should be "not sure".
+
+    `tools.model.evaluate` chooses it on held-out validation photos of hands in real rooms
+    and writes it to `<path>.not-sure.json` beside the model. Raises ModelFileError naming
+    the file when it is missing or malformed.
+    """
+    file = Path(path).with_suffix(NOT_SURE_SUFFIX)
+    if not file.is_file():
+        raise ModelFileError(f"{file} not found: run `make evaluate-pretrained` to choose the model's threshold.")
+    try:
+        threshold = float(json.loads(file.read_text())["threshold"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"{file} holds no threshold ({error!r}); run `make evaluate-pretrained` again.") from None
+    if not 0 <= threshold <= 1:
+        raise ModelFileError(f"{file}: the threshold {threshold} is not a probability between 0 and 1.")
+    return threshold
+
+
+def predict_digit(model, pixels: np.ndarray, threshold: float = 0.0) -> Reading:
+    """Return the model's Reading of one photo's uint8 (64, 64, 3) `pixels` (as `read_photo` gives them).
+
+    The digit is None ("not sure") when the largest probability is under `threshold`: a
+    model always picks a digit, even for a wall, so how sure it is matters as much as what.
+    """
+    probabilities = np.asarray(model.predict(preprocess(pixels)[np.newaxis], verbose=0)[0], dtype=np.float64)
+    confidence = float(probabilities.max())
+    return Reading(int(probabilities.argmax()) if confidence >= threshold else None, confidence, probabilities)
