@@ -95,16 +95,16 @@ bench-data: $(READY)
 
 # Prints the accuracy on real photos of a model trained on generated data only.
 realism: $(READY)
-	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)")
+	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)") $(if $(WILD),--wild "$(WILD)")
 
-# Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: real photos; EPOCHS=N).
+# Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: Sign Language Digits; WILD=DIR: the wild photos; EPOCHS=N).
 pretrained: $(READY)
-	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--real "$(REAL)") $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(EPOCHS),--epochs $(EPOCHS))
 
 # Prints, per source (the kit's test set, held-out SLD photos, held-out wild sessions), the shipped model's accuracy,
 # confusion matrix, calibration (ECE) and "not sure" threshold (tools/model/evaluate.py).
 evaluate-pretrained: $(READY)
-	$(BIN)/python -m tools.model.evaluate $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(MARKDOWN),--markdown "$(MARKDOWN)")
+	$(BIN)/python -m tools.model.evaluate $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(MARKDOWN),--markdown "$(MARKDOWN)") $(if $(WRITE_THRESHOLD),--write-threshold)
 
 # Instructors: the student version of the notebooks, in release/resnets/ (nbgrader generate_assignment).
 release: $(READY)

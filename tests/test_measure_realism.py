@@ -1,0 +1,56 @@
+"""`make realism` trains on generated images only and reports its accuracy on each kind of real photo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import resnets_utils
+
+
+def photo_folder(folder: Path, seed: int) -> Path:
+    """DIR/<digit>/*.jpg: two noise photos of each digit."""
+    rng = np.random.default_rng(seed)
+    for digit in range(6):
+        (folder / str(digit)).mkdir(parents=True)
+        for k in range(2):
+            Image.fromarray(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(folder / str(digit) / f"{k}.jpg")
+    return folder
+
+
+def measure(tiny_signs: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.data.measure_realism", "--data", str(tiny_signs), "--epochs", "1", *args],
+        cwd=resnets_utils.KIT_DIR, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
+    )
+
+
+def test_it_reports_the_accuracy_on_plain_wall_and_wild_photos_per_digit(tiny_signs, tmp_path):
+    real, wild = photo_folder(tmp_path / "real", 1), photo_folder(tmp_path / "wild", 2)
+    result = measure(tiny_signs, "--real", str(real), "--wild", str(wild))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Trained on 12 generated images only." in result.stdout
+    for source in (f"real photos from {real}", f"wild photos from {wild}"):
+        assert f"{source}, 12 photos." in result.stdout
+        assert f"Synthetic-to-real accuracy, {source}: " in result.stdout
+    assert result.stdout.count("  5: ") == 2
+
+
+def test_without_wild_photos_it_says_so_and_measures_the_rest(tiny_signs, tmp_path):
+    real = photo_folder(tmp_path / "real", 1)
+    result = measure(tiny_signs, "--real", str(real), "--wild", str(tmp_path / "absent"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"note: no wild photos at {tmp_path / 'absent'}" in result.stdout
+    assert "Synthetic-to-real accuracy, wild" not in result.stdout
+
+
+def test_a_folder_without_photos_is_named(tiny_signs, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = measure(tiny_signs, "--real", str(tmp_path / "empty"))
+    assert result.returncode != 0 and str(tmp_path / "empty") in result.stderr
+    assert "Traceback" not in result.stderr
