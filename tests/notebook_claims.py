@@ -105,13 +105,18 @@ CLAIMS: dict[str, list[Claim]] = {
         Claim("the sample image of a 5 (drawn by the kit) reads as a 5, and the model is sure of it (over 90%)",
               "(lambda p: p.argmax() == 5 and p.max() > 0.9)("
               "model.predict(resnets_utils.load_image('../images/sample_hand_5.jpg'), verbose=0)[0])"),
-        # Section 3, the preprocessing mistake: the same sample 5 prepared three ways
-        Claim("prepared as in training (x / 255), the sample 5 reads as a 5",
-              "readings['x / 255, as in training'].argmax() == 5"),
-        Claim("both wrong inputs (0-255 pixels, ImageNet's preprocess_input) turn the 5 into another digit "
-              "(p(5) below 0.1), and the model is as sure of that one (over 90%)",
-              "all(p.argmax() != 5 and p[5] < 0.1 and p.max() > 0.9 "
+        # Section 3, the preprocessing mistake: the sample 2 prepared three ways, then the whole test set
+        Claim("prepared as in training (x / 255), the sample 2 reads as a 2",
+              "readings['x / 255, as in training'].argmax() == 2"),
+        Claim("both wrong inputs (0-255 pixels, ImageNet's preprocess_input) turn the 2 into another digit "
+              "(p(2) below 0.1), and the model is as sure of that one (over 90%)",
+              "all(p.argmax() != 2 and p[2] < 0.1 and p.max() > 0.9 "
               "for name, p in readings.items() if name != 'x / 255, as in training')"),
+        Claim("prepared wrongly, every test image is read as the same digit, so the accuracy is one in six "
+              "(the test set holds as many images of each digit)",
+              "all(len(set(model.predict(prepare(X_test_orig), verbose=0).argmax(axis=1).tolist())) == 1 "
+              "for name, prepare in preparations.items() if name != 'x / 255, as in training') "
+              "and len(set(np.bincount(Y_test_orig.ravel()).tolist())) == 1"),
         Claim("with either wrong input the first BatchNorm passes values on hundreds of times larger than in "
               "training (its output's standard deviation over 100 times that for x / 255)",
               "(lambda first_norm: all(first_norm(batch).std() > 100 * first_norm(inputs['x / 255, as in training']).std() "
@@ -123,5 +128,12 @@ CLAIMS: dict[str, list[Claim]] = {
               "for name, batch in inputs.items() if name != 'x / 255, as in training'))("
               "lambda batch: np.asarray(tf.keras.Model(model.inputs, model.layers[-2].output)(batch)).reshape(len(batch), -1) "
               "@ np.asarray(model.layers[-1].kernel) + np.asarray(model.layers[-1].bias))"),
+        # Section 4, pictures unlike the training images
+        Claim("the 3 on the cluttered wall is still read as a 3, close to the dashed line (within 0.1 of the threshold)",
+              "(lambda r: r.probabilities.argmax() == 3 and abs(r.confidence - not_sure) < 0.1)("
+              "unlike_readings['a 3 on a cluttered wall'])"),
+        Claim("the hand on its side and the cat come out \"not sure\": no digit reaches the line",
+              "all(unlike_readings[what].digit is None and unlike_readings[what].confidence < not_sure "
+              "for what in ('a 1 turned on its side', 'a cat, no hand'))"),
     ],
 }

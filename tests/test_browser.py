@@ -75,6 +75,16 @@ SHOW_LAST_CODE_CELL = """async () => {
     await notebook.scrollToItem(last, 'center');
 }"""
 
+SHOW_CELL_STARTING_WITH = """async (start) => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    const index = notebook.widgets.findIndex(cell => cell.model.sharedModel.getSource().startsWith(start));
+    if (index >= 0) {
+        notebook.activeCellIndex = index;
+        await notebook.scrollToItem(index, 'start');
+    }
+    return index;
+}"""
+
 
 @dataclass(frozen=True)
 class ServedFolder:
@@ -145,8 +155,9 @@ def problems_in(notebook: dict) -> list[str]:
     return problems
 
 
-def run_in_jupyterlab(chromium, folder: ServedFolder, path: str, screenshot: Path) -> None:
-    """Open the notebook at `path` (relative to the served folder), run all its cells, and assert none failed."""
+def run_in_jupyterlab(chromium, folder: ServedFolder, path: str, screenshot: Path, then=None) -> None:
+    """Open the notebook at `path` (relative to the served folder), run all its cells, and assert none failed;
+    then call `then(page)`, if given, to use the notebook as a student would."""
     lab = folder.lab
     kernel = nbformat.read(folder.root / path, as_version=4).metadata.kernelspec.name
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})
@@ -170,6 +181,8 @@ def run_in_jupyterlab(chromium, folder: ServedFolder, path: str, screenshot: Pat
         assert not problems, f"{path} (screenshot: {screenshot}):\n" + "\n".join(problems)
         broken = page.evaluate(BROKEN_PICTURES)
         assert not broken, f"{path} shows broken pictures: {broken}"
+        if then is not None:
+            then(page)
     finally:
         page.close()
         for session in lab.api("sessions"):  # frees the kernel's memory for the next notebook
@@ -184,3 +197,19 @@ def test_each_notebook_runs_to_the_end_in_jupyterlab(chromium, kit_copy, name):
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
 def test_each_release_notebook_with_the_reference_solutions_runs_to_the_end_in_jupyterlab(chromium, solved_release, name):
     run_in_jupyterlab(chromium, solved_release, name, SCREENSHOTS / f"release-{Path(name).stem}.png")
+
+
+def test_a_photo_uploaded_in_notebook_5_is_read_under_the_upload_button(chromium, kit_copy):
+    def upload(page):
+        # JupyterLab renders only the cells in view: bring the upload cell there first.
+        assert page.evaluate(SHOW_CELL_STARTING_WITH, "upload = widgets.FileUpload") >= 0
+        with page.expect_file_chooser() as chooser:  # the widget's file input is not in the page: its button opens it
+            page.locator(".widget-upload").click()
+        chooser.value.set_files(str(KIT_DIR / "images" / "sample_hand_5.jpg"))
+        answer = page.locator(".widget-output").get_by_text("The model's answer: a 5")
+        answer.wait_for(timeout=60_000)
+        answer.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / "05_your_own_image-upload.png")
+        assert page.locator(".widget-output img").count() == 2  # the photo beside what the model sees, then the bars
+
+    run_in_jupyterlab(chromium, kit_copy, "notebooks/05_your_own_image.ipynb", SCREENSHOTS / "05_your_own_image.png", then=upload)

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pydot  # noqa: E402
 
 import resnets_utils  # noqa: E402
@@ -101,15 +102,31 @@ def draw_resnet50_stages() -> None:
 
 
 def draw_sample_photos() -> None:
-    """images/sample_hand_<digit>.jpg: photo-sized hands for notebook 5, from their own seed."""
-    import numpy as np
+    """images/sample_*.jpg: photo-sized pictures for notebook 5, each from its own seed.
+
+    sample_hand_2 and sample_hand_5 look like the training images; the others do not, so that
+    students see the model unsure: a hand on a cluttered wall, a hand turned on its side, and
+    a cat with no hand at all.
+    """
     from PIL import Image
 
+    from tools.data.composite_hands import composite, drawn_cat
     from tools.data.signs_generator import render_sign
+
+    def save(pixels: np.ndarray, name: str) -> None:
+        photo = Image.fromarray(pixels)
+        if photo.width < 192:  # drawn at the model's 64x64: enlarged to look like the other samples
+            photo = photo.resize((192, 192), Image.BICUBIC)
+        photo.save(IMAGES_DIR / name, quality=92)
 
     rng = np.random.default_rng(2025)
     for digit in (2, 5):
-        Image.fromarray(render_sign(digit, rng, size=192)).save(IMAGES_DIR / f"sample_hand_{digit}.jpg", quality=92)
+        save(render_sign(digit, rng, size=192), f"sample_hand_{digit}.jpg")
+    rng = np.random.default_rng(2026)
+    no_rooms = np.zeros((0, 64, 64, 3), np.uint8)  # every background drawn: no photo's pixels in the repository
+    save(composite(render_sign(3, rng, size=192), no_rooms, rng), "sample_hand_3_cluttered.jpg")
+    save(np.rot90(render_sign(1, rng, size=192)).copy(), "sample_hand_1_sideways.jpg")
+    save(drawn_cat(rng), "sample_no_hand_cat.jpg")
 
 
 if __name__ == "__main__":
