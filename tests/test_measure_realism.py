@@ -32,18 +32,20 @@ def measure(tiny_signs: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_it_reports_the_accuracy_on_plain_wall_and_wild_photos_per_digit(tiny_signs, tmp_path):
     real, wild = photo_folder(tmp_path / "real", 1), photo_folder(tmp_path / "wild", 2)
-    result = measure(tiny_signs, "--real", str(real), "--wild", str(wild))
+    result = measure(tiny_signs, "--real", str(real), "--wild", str(wild), "--models", "2")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Trained on 12 generated images only." in result.stdout
+    assert "Trained 2 models on 12 generated images only." in result.stdout
     for source in (f"real photos from {real}", f"wild photos from {wild}"):
         assert f"{source}, 12 photos." in result.stdout
-        assert f"Synthetic-to-real accuracy, {source}: " in result.stdout
+        line = next(line for line in result.stdout.splitlines() if line.startswith(f"Synthetic-to-real accuracy, {source}: "))
+        assert "the mean of 2 models" in line
     assert result.stdout.count("  5: ") == 2
+    assert result.stdout.count(" of 4   [") == 12, "each digit's row counts both models' readings of its two photos"
 
 
 def test_without_wild_photos_it_says_so_and_measures_the_rest(tiny_signs, tmp_path):
     real = photo_folder(tmp_path / "real", 1)
-    result = measure(tiny_signs, "--real", str(real), "--wild", str(tmp_path / "absent"))
+    result = measure(tiny_signs, "--real", str(real), "--wild", str(tmp_path / "absent"), "--models", "1")
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"note: no wild photos at {tmp_path / 'absent'}" in result.stdout
     assert "Synthetic-to-real accuracy, wild" not in result.stdout
@@ -51,6 +53,6 @@ def test_without_wild_photos_it_says_so_and_measures_the_rest(tiny_signs, tmp_pa
 
 def test_a_folder_without_photos_is_named(tiny_signs, tmp_path):
     (tmp_path / "empty").mkdir()
-    result = measure(tiny_signs, "--real", str(tmp_path / "empty"))
+    result = measure(tiny_signs, "--real", str(tmp_path / "empty"), "--models", "1")
     assert result.returncode != 0 and str(tmp_path / "empty") in result.stderr
     assert "Traceback" not in result.stderr
