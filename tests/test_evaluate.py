@@ -266,9 +266,17 @@ class FixedModel:
     def __init__(self, probabilities):
         self.probabilities = np.array([probabilities])
 
-    def predict(self, batch, verbose=0):
+    def predict(self, batch, batch_size=32, verbose=0):
         assert batch.shape == (1, 64, 64, 3) and batch.max() <= 1.0, "the photo goes in preprocessed, as one batch"
         return self.probabilities
+
+
+class LeftBrightModel:
+    """Reads a 0 when the photo's left edge is bright, else a 5: it tells a photo from its mirror image."""
+
+    def predict(self, batch, batch_size=32, verbose=0):
+        left_is_bright = batch[:, :, 0].mean(axis=(1, 2)) > 0.5
+        return np.where(left_is_bright[:, None], [[0.9, 0, 0, 0, 0, 0.1]], [[0.3, 0, 0, 0, 0, 0.7]])
 
 
 def test_a_reading_below_the_threshold_is_not_sure_and_says_its_best_guess():
@@ -279,6 +287,15 @@ def test_a_reading_below_the_threshold_is_not_sure_and_says_its_best_guess():
     unsure = resnets_utils.predict_digit(FixedModel([0.1, 0.1, 0.45, 0.3, 0.03, 0.02]), pixels, threshold=0.7)
     assert (sure.digit, str(sure)) == (2, "a 2 (80% sure)")
     assert unsure.digit is None and str(unsure) == "not sure (its best guess, a 2, is only 45% likely)"
+
+
+def test_a_reading_averages_the_photo_and_its_mirror_image():
+    import resnets_utils
+
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    pixels[:, :32] = 255  # bright on the left, dark on the right: its mirror image is the other way round
+    reading = resnets_utils.predict_digit(LeftBrightModel(), pixels)
+    assert reading.digit == 0 and reading.probabilities == pytest.approx([0.6, 0, 0, 0, 0, 0.4])
 
 
 def test_the_threshold_is_written_beside_the_model_and_read_back(tmp_path):

@@ -14,13 +14,13 @@ from tools.data import real_splits
 from tools.model import evaluate
 
 KIT, SLD, WILD = "kit SIGNS test set", "held-out SLD fifth", "held-out wild sessions"
-# Mean per-class accuracy. SLD: the goal, 98%. Where the model misses its goal (kit 99%, wild 95%;
-# the model card says by how much and why), a floor a little under today's figure (98.3%, 54.3%),
-# so that no retraining makes it worse unnoticed.
-MEAN_CLASS_ACCURACY_AT_LEAST = {KIT: 0.975, SLD: 0.98, WILD: 0.50}
-CALIBRATION_ERROR_AT_MOST = {KIT: 0.05, SLD: 0.05, WILD: 0.15}  # today 0.025, 0.006, 0.114
-ANSWERS_RIGHT_ON_WILD_TEST_AT_LEAST = 0.85  # chosen for 95% on the validation sessions; 93.0% today
-NO_HAND_NOT_SURE_AT_LEAST = 0.7  # "mostly"; today 98% of the drawn rooms, 82% of the cats, 100% of the walls
+# Mean per-class accuracy, as predict_digit reads a photo (with its mirror image). Kit and SLD: the goals,
+# 99% and 98% (today 100.0% and 99.6%). Wild, which misses its 95% goal (the model card says by how much
+# and why): a floor a little under today's 55.3%, so that no retraining makes it worse unnoticed.
+MEAN_CLASS_ACCURACY_AT_LEAST = {KIT: 0.99, SLD: 0.98, WILD: 0.50}
+CALIBRATION_ERROR_AT_MOST = {KIT: 0.05, SLD: 0.05, WILD: 0.15}  # today 0.029, 0.011, 0.055
+ANSWERS_RIGHT_ON_WILD_TEST_AT_LEAST = 0.85  # chosen for 95% on the validation sessions; 97.1% today
+NO_HAND_NOT_SURE_AT_LEAST = 0.7  # "mostly"; today 98% of the drawn rooms, 90% of the cats, 100% of the walls
 
 
 @pytest.fixture(scope="module")

@@ -186,7 +186,7 @@ def evaluate(model_path: Path, wild: Path | None, sld: Path | None, per_digit: i
     model = resnets_utils.load_pretrained(model_path)
 
     def probabilities(images: np.ndarray) -> np.ndarray:
-        return model.predict(resnets_utils.preprocess(images), batch_size=64, verbose=0)
+        return resnets_utils.digit_probabilities(model, images, batch_size=64)  # as predict_digit reads a photo
 
     threshold = validation_figures = None
     if validation is not None:
@@ -276,7 +276,9 @@ def model_card_section(evaluation: Evaluation) -> str:
         "",
         "`python -m tools.model.evaluate --markdown FILE` writes this section. The held-out parts are drawn by "
         "`tools/data/real_splits.py`: whole capture sessions of `../shared/data/hands-in-the-wild/`, "
-        "a seeded fifth of `../shared/data/sign-language-digits/`. ECE is the expected calibration error "
+        "a seeded fifth of `../shared/data/sign-language-digits/`. Each photo is read as `predict_digit` reads it: "
+        "the model's probabilities for the photo and for its mirror image, averaged "
+        "(`resnets_utils.digit_probabilities`). ECE is the expected calibration error "
         f"({ECE_BINS} equal-width confidence bins; 0 means the confidence is the chance of being right). "
         "The wild photos show 0 as a fist and 3 as index + middle + ring (or an OK-like pose), where the kit "
         "and SLD show 0 as an \"O\" and 3 as thumb + index + middle.",
