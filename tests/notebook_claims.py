@@ -129,11 +129,11 @@ CLAIMS: dict[str, list[Claim]] = {
               "lambda batch: np.asarray(tf.keras.Model(model.inputs, model.layers[-2].output)(batch)).reshape(len(batch), -1) "
               "@ np.asarray(model.layers[-1].kernel) + np.asarray(model.layers[-1].bias))"),
         # Section 4, pictures unlike the training images
-        Claim("the 3 on the cluttered wall comes out \"not sure\", its best guess a 3 with most of the probability "
+        Claim("the 3 on the tiled wall comes out \"not sure\", its best guess a 3 with most of the probability "
               "(over half), more than the hand on its side and the cat give their best guesses",
               "(lambda r: r.digit is None and r.probabilities.argmax() == 3 and r.confidence > 0.5 "
               "and all(r.confidence > unlike_readings[what].confidence for what in ('a 1 turned on its side', 'a cat, no hand')))("
-              "unlike_readings['a 3 on a cluttered wall'])"),
+              "unlike_readings['a 3 on a tiled wall'])"),
         Claim("the hand on its side and the cat come out \"not sure\": no digit reaches the line",
               "all(unlike_readings[what].digit is None and unlike_readings[what].confidence < not_sure "
               "for what in ('a 1 turned on its side', 'a cat, no hand'))"),

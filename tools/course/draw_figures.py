@@ -105,7 +105,7 @@ def draw_sample_photos() -> None:
     """images/sample_*.jpg: photo-sized pictures for notebook 5, each from its own seed.
 
     sample_hand_2 and sample_hand_5 look like the training images; the others do not, so that
-    students see the model unsure: a hand on a cluttered wall, a hand turned on its side, and
+    students see the model unsure: a hand on a tiled, coloured wall, a hand turned on its side, and
     a cat with no hand at all.
     """
     from PIL import Image
@@ -124,7 +124,7 @@ def draw_sample_photos() -> None:
         save(render_sign(digit, rng, size=192), f"sample_hand_{digit}.jpg")
     rng = np.random.default_rng(2026)
     no_rooms = np.zeros((0, 64, 64, 3), np.uint8)  # every background drawn: no photo's pixels in the repository
-    save(composite(render_sign(3, rng, size=192), no_rooms, rng), "sample_hand_3_cluttered.jpg")
+    save(composite(render_sign(3, rng, size=192), no_rooms, rng), "sample_hand_3_tiled_wall.jpg")
     save(np.rot90(render_sign(1, rng, size=192)).copy(), "sample_hand_1_sideways.jpg")
     save(drawn_cat(rng), "sample_no_hand_cat.jpg")
 
