@@ -104,7 +104,7 @@ def main() -> None:
     try:
         skipped = import_photos(args.folder, args.out, args.test_fraction, args.seed)
     except PhotoFolderError as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"Error: {error}") from None
     for path, reason in skipped:
         print(f"skipped {path}: {reason}")
     print(f"Wrote SIGNS files to {args.out} ({len(skipped)} item(s) skipped).")

@@ -96,7 +96,7 @@ def main() -> None:
     try:
         sources = {source: read_photo_folder(folder)[:2] for source, folder in folders.items()}
     except PhotoFolderError as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"Error: {error}") from None
 
     predictions: dict[str, list[np.ndarray]] = {source: [] for source in sources}
     for seed in range(args.seed, args.seed + args.models):

@@ -326,14 +326,14 @@ def main() -> None:
     try:
         evaluation = evaluate(args.model, args.wild, args.sld, args.per_digit)
     except (resnets_utils.ModelFileError, resnets_utils.PhotoError, resnets_utils.DatasetError, real_splits.RealDataError) as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"Error: {error}") from None
     print(text_report(evaluation))
     if args.markdown:
         args.markdown.write_text(model_card_section(evaluation))
         print(f"\nWrote the model card's section to {args.markdown}.")
     if args.write_threshold:
         if evaluation.validation is None or evaluation.threshold is None:
-            raise SystemExit("error: no threshold was chosen, so none is written (see above).")
+            raise SystemExit("Error: no threshold was chosen, so none is written (see above).")
         print(f"Wrote the threshold to {write_threshold(args.model, evaluation)}.")
 
 

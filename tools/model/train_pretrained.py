@@ -89,6 +89,7 @@ def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate
 
 
 def folder_or_none(value: str) -> Path | None:
+    """An argument's folder, or None for '' (leave that source out)."""
     return Path(value) if value else None
 
 
