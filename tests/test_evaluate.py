@@ -171,7 +171,7 @@ def test_coverage_and_accuracy_count_only_the_answers_above_the_threshold():
 # --- The shipped model -----------------------------------------------------------------------
 
 
-def test_the_shipped_model_is_measured_on_a_sample_of_every_source(wild_photos, real_photos, tmp_path):
+def test_the_shipped_model_is_measured_on_a_sample_of_every_source(wild_photos, real_photos):
     evaluation = evaluate.evaluate(evaluate.resnets_utils.PRETRAINED, wild_photos, real_photos, per_digit=2)
     assert len(evaluation.sources) == 3
     for name, figures in evaluation.sources.items():
@@ -181,6 +181,7 @@ def test_the_shipped_model_is_measured_on_a_sample_of_every_source(wild_photos, 
     section = evaluate.model_card_section(evaluation)
     assert section.startswith("## Measured on real photos\n")
     assert all(f"| {name} | 12 |" in section for name in evaluation.sources)
+    assert "(12 of each, drawn from seed" in section, "the no-hand sentence counts the pictures this run showed"
 
 
 def test_without_the_wild_photos_the_threshold_beside_the_model_is_measured():

@@ -174,6 +174,7 @@ class Evaluation(NamedTuple):
     sources: dict[str, Figures]
     notes: list[str]
     not_sure_of_no_hand: dict[str, float]
+    no_hand_per_kind: int = NO_HAND_PER_KIND  # how many pictures of each kind were shown
 
 
 def evaluate(model_path: Path, wild: Path | None, sld: Path | None, per_digit: int | None = None) -> Evaluation:
@@ -202,7 +203,7 @@ def evaluate(model_path: Path, wild: Path | None, sld: Path | None, per_digit: i
         kind: float(np.mean(probabilities(pictures).max(axis=1) < threshold)) if threshold is not None else float("nan")
         for kind, pictures in no_hand_pictures(sld, per_kind).items()
     }
-    return Evaluation(threshold, validation_figures, figures, notes, not_sure)
+    return Evaluation(threshold, validation_figures, figures, notes, not_sure, per_kind)
 
 
 def shipped_threshold(model_path: Path) -> float | None:
@@ -296,7 +297,7 @@ def model_card_section(evaluation: Evaluation) -> str:
         "",
         "Pictures with no hand should come out \"not sure\": "
         + "; ".join(f"{kind}, {_percent(share)} do" for kind, share in evaluation.not_sure_of_no_hand.items())
-        + f" ({NO_HAND_PER_KIND} of each, drawn from seed {NO_HAND_SEED}, which training never used; a wall is the top "
+        + f" ({evaluation.no_hand_per_kind} of each, drawn from seed {NO_HAND_SEED}, which training never used; a wall is the top "
         "corner of a photo, above the hand).",
     ]
     for name, f in evaluation.sources.items():
