@@ -199,13 +199,29 @@ def test_each_release_notebook_with_the_reference_solutions_runs_to_the_end_in_j
     run_in_jupyterlab(chromium, solved_release, name, SCREENSHOTS / f"release-{Path(name).stem}.png")
 
 
-def test_a_photo_uploaded_in_notebook_5_is_read_under_the_upload_button(chromium, kit_copy):
+def phone_sized_photo(folder: Path) -> Path:
+    """The sample 5, blown up to 4000x4000 with sensor-like noise: a JPEG over Tornado's 10 MiB message limit."""
+    import numpy as np
+    from PIL import Image
+
+    small = Image.open(KIT_DIR / "images" / "sample_hand_5.jpg").convert("RGB")
+    pixels = np.asarray(small.resize((4000, 4000), Image.Resampling.BICUBIC), dtype=np.float32)
+    pixels += np.random.default_rng(0).normal(0, 16, pixels.shape)
+    path = folder / "phone_photo_of_a_5.jpg"
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=97)
+    return path
+
+
+def test_a_phone_sized_photo_uploaded_in_notebook_5_is_read_under_the_upload_button(chromium, kit_copy, tmp_path):
+    photo = phone_sized_photo(tmp_path)
+    assert photo.stat().st_size > 10 * 2**20, "the photo must be larger than Jupyter's default websocket message limit"
+
     def upload(page):
         # JupyterLab renders only the cells in view: bring the upload cell there first.
         assert page.evaluate(SHOW_CELL_STARTING_WITH, "upload = widgets.FileUpload") >= 0
         with page.expect_file_chooser() as chooser:  # the widget's file input is not in the page: its button opens it
             page.locator(".widget-upload").click()
-        chooser.value.set_files(str(KIT_DIR / "images" / "sample_hand_5.jpg"))
+        chooser.value.set_files(str(photo))
         answer = page.locator(".widget-output").get_by_text("The model's answer: a 5")
         answer.wait_for(timeout=60_000)
         answer.scroll_into_view_if_needed()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from resnets_utils import KIT_DIR
-from tools.course.lab import FIRST_PAGE, jupyter_arguments
+from tools.course.lab import FIRST_PAGE, UPLOAD_LIMIT_MB, jupyter_arguments
 
 STARTUP_TIMEOUT = 120  # seconds; JupyterLab needs about 5 on an idle 2-core machine
 
@@ -83,6 +83,15 @@ def running_lab(scratch: Path, *jupyter_options: str) -> Iterator[Lab]:
 def test_make_lab_allows_root_only_for_root():
     assert "--allow-root" in jupyter_arguments([], as_root=True)
     assert "--allow-root" not in jupyter_arguments([], as_root=False)
+
+
+def test_make_lab_lets_phone_photos_through_the_upload_button():
+    """Jupyter reads the setting as Tornado needs it: a number of bytes above Tornado's 10 MiB default, not a string."""
+    from jupyter_server.serverapp import ServerApp
+
+    server = ServerApp()
+    server.parse_command_line(jupyter_arguments([], as_root=False))
+    assert server.tornado_settings["websocket_max_message_size"] == UPLOAD_LIMIT_MB * 2**20 > 10 * 2**20
 
 
 def test_make_lab_prints_the_link_to_the_notebooks_and_offers_the_kit_kernel(tmp_path):

@@ -6,10 +6,16 @@ show pictures from `../images/`, which Jupyter cannot serve from outside the fol
 serves; the link it prints opens `notebooks/`. Jupyter refuses to start as root unless told
 `--allow-root`; containers and CI machines often run as root, so the kit says it for root
 only. Other options go to Jupyter as they are; `--ServerApp.root_dir=DIR` serves another folder.
+
+A photo uploaded in notebook 5 reaches the kernel as one websocket message, and Jupyter's
+server (Tornado) takes at most 10 MiB per message: a phone photo over that size would just
+drop the notebook's connection, with no message to the student. The lab raises the limit to
+UPLOAD_LIMIT_MB.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -19,10 +25,14 @@ from resnets_utils import KIT_DIR
 from tools.course.notebook_source import NOTEBOOKS
 
 FIRST_PAGE = f"/lab/tree/{NOTEBOOKS.relative_to(KIT_DIR).as_posix()}"
+UPLOAD_LIMIT_MB = 64
 
 
 def jupyter_arguments(options: list[str], as_root: bool) -> list[str]:
-    return [f"--LabApp.default_url={FIRST_PAGE}", *(["--allow-root"] if as_root else []), *options]
+    # As JSON, the value reaches Tornado as a number; traitlets' key=value form would make it a string.
+    large_messages = json.dumps({"websocket_max_message_size": UPLOAD_LIMIT_MB * 1024 * 1024})
+    return [f"--LabApp.default_url={FIRST_PAGE}", f"--ServerApp.tornado_settings={large_messages}",
+            *(["--allow-root"] if as_root else []), *options]
 
 
 def main(options: list[str]) -> None:
