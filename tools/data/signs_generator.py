@@ -41,8 +41,9 @@ EXTENDED: dict[int | str, tuple[str, ...]] = {
     5: ("index", "middle", "ring", "pinky"),
 }
 THUMB_OUT = {3, 5}
-# The share of 0s drawn as a fist and of 3s drawn as index + middle + ring. Measured with
-# `make realism` (datasets/README.md): it raised real-photo accuracy, most on the wild photos.
+# The other way people show a digit, and the share of that digit's images drawn that way. Measured
+# with `make realism` (datasets/README.md): it raised real-photo accuracy, most on the wild photos.
+OTHER_POSE = {0: "fist", 3: "three_fingers"}
 OTHER_POSE_SHARE = 0.4
 
 
@@ -83,8 +84,8 @@ def _hand_parts(digit: int, rng: np.random.Generator) -> list[tuple[str, list[np
     parts: list[tuple[str, list[np.ndarray], float]] = []
     forearm_w = rng.uniform(0.7, 0.85)
     pose: int | str = digit
-    if digit in (0, 3) and rng.random() < OTHER_POSE_SHARE:
-        pose = "fist" if digit == 0 else "three_fingers"
+    if digit in OTHER_POSE and rng.random() < OTHER_POSE_SHARE:
+        pose = OTHER_POSE[digit]
     if pose == 0:
         palm_w = rng.uniform(0.6, 0.8)  # seen from the side: a narrow palm
         parts.append(("limb", [np.array([0.0, -3.5]), np.array([0.0, -0.3])], forearm_w * 0.85))
