@@ -53,19 +53,20 @@ test-all: test test-grading test-portable test-browser test-oldest-python
 test-grading: $(READY)
 	$(BIN)/python -m pytest $(GRADING_TESTS)
 
-# nbval again with oneDNN off, then with one intra-op thread: both change float results the way another CPU does.
+# nbval again with one intra-op thread, which changes float results the way another CPU does. (oneDNN off, the other
+# such setting, is test-oldest-python's: one run proves both, one run of every notebook fewer.)
 test-portable: $(READY)
-	TF_ENABLE_ONEDNN_OPTS=0 $(NBVAL)
 	TF_NUM_INTRAOP_THREADS=1 $(NBVAL)
 
 # The notebooks and the student release, run through JupyterLab's UI in headless Chromium.
 test-browser: $(READY)
 	$(BIN)/python -m pytest tests -m browser
 
-# The whole `make test` on the oldest supported Python, in its own environment.
+# The whole `make test` on the oldest supported Python, in its own environment, with oneDNN off: TensorFlow's plain
+# kernels in float32, as on a CPU without oneDNN's fast paths.
 test-oldest-python:
 	@$(OLDEST_PYTHON) -c '' 2>/dev/null || { echo "python$(OLDEST_PYTHON_VERSION) not found: install it, or run make test-oldest-python OLDEST_PYTHON=/path/to/python$(OLDEST_PYTHON_VERSION)"; exit 2; }
-	$(MAKE) test PYTHON="$(OLDEST_PYTHON)" VENV=.venv-python$(OLDEST_PYTHON_VERSION)
+	TF_ENABLE_ONEDNN_OPTS=0 $(MAKE) test PYTHON="$(OLDEST_PYTHON)" VENV=.venv-python$(OLDEST_PYTHON_VERSION)
 
 # The kit's SIGNS files; `make data FROM=DIR` builds them from your photos DIR/<digit>/*.jpg instead.
 data: $(READY)
