@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from resnets_utils import KIT_DIR
+from resnets_utils import KIT_DIR, _code_sources  # the code cells, as functions_from reads them
 from tests.test_lab import Lab, running_lab
 from tools.grading.mutations import fill_in, reference_solutions
 from tools.grading.nbgrader_course import build_course, source_notebooks
@@ -195,16 +195,12 @@ def test_each_notebook_runs_to_the_end_in_jupyterlab(chromium, kit_copy, name):
     run_in_jupyterlab(chromium, kit_copy, f"notebooks/{name}", SCREENSHOTS / f"{Path(name).stem}.png")
 
 
-def code_of(path: Path) -> list[str]:
-    return [cell.source for cell in nbformat.read(path, 4).cells if cell.cell_type == "code"]
-
-
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
 def test_each_release_notebook_with_the_reference_solutions_runs_to_the_end_in_jupyterlab(chromium, solved_release, name):
     # A release notebook whose code, solutions written in, is the source's line for line (no exercise, no path
     # that the release's flat layout changes) runs exactly what the source run above ran, so it is not run twice
     # (notebooks 1 and 4, which train). The others read the release's own data, model and module.
-    if code_of(solved_release.root / name) == code_of(KIT_DIR / "notebooks" / name):
+    if _code_sources(solved_release.root / name) == _code_sources(KIT_DIR / "notebooks" / name):
         pytest.skip(f"the release's {name} runs the same code as the source notebook, run by the test above")
     run_in_jupyterlab(chromium, solved_release, name, SCREENSHOTS / f"release-{Path(name).stem}.png")
 
