@@ -34,6 +34,13 @@ def test_without_augmentation_the_pipeline_feeds_exactly_what_preprocess_makes()
     assert np.asarray(y).argmax(axis=1).tolist() == [labels[0, i] for i in order]
 
 
+def test_training_pipeline_does_not_autotune_so_epochs_start_without_idle_waits():
+    """With tf.data's autotuning on, an epoch's first step often waited with the CPU idle (resnets_utils says how long)."""
+    images = np.zeros((4, 64, 64, 3), dtype=np.uint8)
+    pipeline = train_pretrained.with_no_hand_targets(resnets_utils.training_pipeline(images, np.arange(4) % 6))
+    assert pipeline.options().autotune.enabled is False
+
+
 def test_load_pretrained_names_the_missing_file(tmp_path):
     import pytest
 

@@ -79,7 +79,7 @@ def with_no_hand_targets(pipeline):
         missing = 1.0 - tf.reduce_sum(y, axis=-1, keepdims=True)
         return x, y + missing / tf.cast(tf.shape(y)[-1], y.dtype)
 
-    return pipeline.map(spread, num_parallel_calls=tf.data.AUTOTUNE)
+    return pipeline.map(spread)  # a sum per batch: not worth a thread
 
 
 def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate: float = LEARNING_RATE) -> None:
