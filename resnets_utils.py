@@ -162,7 +162,8 @@ def training_pipeline(
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     # tf.data's autotuning is off, with fixed parallelism instead. With it on (TensorFlow 2.21,
     # a 2-core Intel Xeon), an epoch's first step often waited with the CPU idle: up to 19 s
-    # in notebook 4's 22-s epochs, and 5 min in all over `make pretrained`'s 28 epochs.
+    # in notebook 4's 22-s epochs, and 5.1 min over `make pretrained`'s 28 epochs (the first
+    # epoch's tracing included).
     no_autotune = tf.data.Options()
     no_autotune.autotune.enabled = False
     return (
