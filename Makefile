@@ -86,9 +86,10 @@ real-data: $(READY)
 wild-signs: $(READY)
 	$(BIN)/python -m tools.data.real_splits $(if $(WILD),--wild "$(WILD)")
 
-# Prints training throughput of the kit's recipe against keras.applications.ResNet50, and time to 95%.
+# Prints training throughput of the kit's recipe against keras.applications.ResNet50, and time to 95%
+# (BATCH_SIZES=32,128: the recipe's throughput at those batch sizes too).
 bench: $(READY)
-	$(BIN)/python -m tools.model.bench_training
+	$(BIN)/python -m tools.model.bench_training $(if $(BATCH_SIZES),--batch-sizes $(BATCH_SIZES))
 
 # Prints how long the 1200-image SIGNS set takes to generate on this machine.
 bench-data: $(READY)

@@ -202,3 +202,16 @@ def test_make_bench_reads_notebook_4s_run_settings_from_the_notebook():
     assert isinstance(epochs, int) and isinstance(batch_size, int) and 0 < learning_rate < 1
     with pytest.raises(LookupError, match="sets no constant NO_SUCH_NAME"):
         notebook_constant("NO_SUCH_NAME")
+
+
+def test_make_bench_times_the_recipes_batch_size_and_names_a_bad_list():
+    import argparse
+
+    import pytest
+
+    from tools.model import bench_training
+
+    assert bench_training.batch_sizes("32,128") == [32, 128]
+    for bad in ("", "32,", "big", "0,32"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive whole numbers separated by commas"):
+            bench_training.batch_sizes(bad)

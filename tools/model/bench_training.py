@@ -4,8 +4,9 @@ Prints, in one run on this machine:
 1. images per second of `keras.applications.ResNet50(weights=None)` trained with plain `fit`
    in float32 (the baseline a student would write);
 2. images per second of the kit's recipe (tools/model/train_pretrained.py: the notebooks'
-   ResNet50, the augmenting tf.data pipeline, `resnets_utils.fast_precision`);
-3. their ratio;
+   ResNet50, the augmenting tf.data pipeline, `resnets_utils.fast_precision`, its batch size;
+   `--batch-sizes 32,128` measures the recipe at other batch sizes as well);
+3. their ratio, at the recipe's batch size;
 4. notebook 4's training run, from scratch, timed: the same split, recipe
    (`resnets_utils`' short-training functions), epochs and batch size as the notebook (read
    from it), with the test accuracy after every epoch; then its final test accuracy and
@@ -22,7 +23,7 @@ import numpy as np
 
 import resnets_utils
 from tools.course.notebook_source import notebook_constant, reference_resnet50
-from tools.model.train_pretrained import SEED, compile_for_training
+from tools.model.train_pretrained import BATCH_SIZE, SEED, compile_for_training
 
 TARGET_ACCURACY = 0.95
 NOTEBOOK_SEED = 1  # notebook 4's tf.keras.utils.set_random_seed(1)
@@ -37,6 +38,17 @@ def images_per_second(model, data, images: int, epochs: int, **fit_options) -> f
         model.fit(data, epochs=1, verbose=0, **fit_options)
         speeds.append(images / (time.perf_counter() - start))
     return float(np.median(speeds))
+
+
+def batch_sizes(text: str) -> list[int]:
+    """Parse "32,128" into [32, 128], for argparse."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, like 32,128; got {text!r}")
+    return sizes
 
 
 def notebook_run(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> None:
@@ -72,6 +84,8 @@ def notebook_run(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs timed for each throughput figure")
+    parser.add_argument("--batch-sizes", type=batch_sizes, default=[BATCH_SIZE],
+                        help=f"the recipe's batch sizes to time, comma-separated (default: the recipe's, {BATCH_SIZE})")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -91,15 +105,20 @@ def main() -> None:
     del baseline
 
     precision = resnets_utils.fast_precision()
-    tf.keras.utils.set_random_seed(SEED)
-    tf.keras.mixed_precision.set_global_policy(precision)
-    pipeline = resnets_utils.training_pipeline(x_train, y_train, seed=SEED)
-    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
-    compile_for_training(model, steps_per_epoch=len(pipeline), epochs=args.epochs + 2)
-    kit_speed = images_per_second(model, pipeline, len(x_train), args.epochs, shuffle=False)
-    print(f"the kit's recipe ({precision}, tf.data pipeline): {kit_speed:.1f} img/s", flush=True)
-    print(f"ratio: {kit_speed / keras_speed:.2f}x", flush=True)
-    del model
+    for batch_size in args.batch_sizes:
+        tf.keras.backend.clear_session()
+        tf.keras.utils.set_random_seed(SEED)
+        tf.keras.mixed_precision.set_global_policy(precision)
+        pipeline = resnets_utils.training_pipeline(x_train, y_train, batch_size=batch_size, seed=SEED)
+        model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+        compile_for_training(model, steps_per_epoch=len(pipeline), epochs=args.epochs + 2)
+        kit_speed = images_per_second(model, pipeline, len(x_train), args.epochs, shuffle=False)
+        recipe = " (the recipe's)" if batch_size == BATCH_SIZE else ""
+        print(f"the kit's recipe ({precision}, batch {batch_size}{recipe}, tf.data pipeline): {kit_speed:.1f} img/s", flush=True)
+        if batch_size == BATCH_SIZE:
+            print(f"ratio: {kit_speed / keras_speed:.2f}x", flush=True)
+        del model
+    tf.keras.mixed_precision.set_global_policy("float32")
 
     notebook_run(x_train, y_train, x_test, y_test)
 
