@@ -118,7 +118,6 @@ def main() -> None:
         if batch_size == BATCH_SIZE:
             print(f"ratio: {kit_speed / keras_speed:.2f}x", flush=True)
         del model
-    tf.keras.mixed_precision.set_global_policy("float32")
 
     notebook_run(x_train, y_train, x_test, y_test)
 
