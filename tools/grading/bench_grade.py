@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from statistics import mean
 import nbformat
 
 from resnets_utils import KIT_DIR
+from tools import cpu_model
 from tools.grading.mutations import MUTATIONS, fill_in, reference_solutions
 from tools.grading.nbgrader_course import build_course, graded_notebooks
 
@@ -39,14 +39,6 @@ def make_class(release: Path, folder: Path, count: int) -> None:
         student.mkdir(parents=True)
         for name in graded_notebooks():
             nbformat.write(fill_in(release / f"{name}.ipynb", solutions), student / f"{name}.ipynb")
-
-
-def cpu_model() -> str:
-    """The CPU's model name as `lscpu` prints it: figures mean little without it."""
-    try:
-        return subprocess.run(["lscpu"], capture_output=True, text=True).stdout.split("Model name:")[1].splitlines()[0].strip()
-    except (OSError, IndexError):
-        return platform.processor() or "unknown CPU"
 
 
 def busy_cpu_seconds() -> float:

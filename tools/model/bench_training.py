@@ -1,6 +1,6 @@
 """Measure training speed: `python -m tools.model.bench_training` (what `make bench` runs).
 
-Prints, in one run on this machine:
+Prints, in one run on this machine, after the CPU's model name (figures mean little without it):
 1. images per second of `keras.applications.ResNet50(weights=None)` trained with plain `fit`
    in float32 (the baseline a student would write);
 2. images per second of the kit's recipe (tools/model/train_pretrained.py: the notebooks'
@@ -17,11 +17,13 @@ Throughput is timed over whole epochs after one warm-up epoch, which pays for tr
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
 
 import resnets_utils
+from tools import cpu_model
 from tools.course.notebook_source import notebook_constant, reference_resnet50
 from tools.model.train_pretrained import BATCH_SIZE, SEED, compile_for_training
 
@@ -90,6 +92,7 @@ def main() -> None:
 
     import tensorflow as tf
 
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores", flush=True)
     x_train, y_train, x_test, y_test, _ = resnets_utils.load_dataset()
     y_train, y_test = y_train.ravel(), y_test.ravel()
 
