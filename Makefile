@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
 NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/course/nbval_sanitize.cfg
 
-.PHONY: setup lab test test-all test-portable test-grading test-browser test-oldest-python data real-data wild-signs bench bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade gradescope-autograder
+.PHONY: setup lab test test-all test-portable test-grading test-bench test-browser test-oldest-python data real-data wild-signs bench bench-profile bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade gradescope-autograder
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file or the Python version changes).
@@ -45,10 +45,15 @@ GRADING_TESTS := tests/test_grader_catches_mistakes.py tests/test_grading.py tes
 
 # The course: nbval over every notebook, and every test but the browser ones and the grader's end-to-end ones.
 test: $(READY)
-	$(NBVAL) tests -m "not browser" $(addprefix --ignore=,$(GRADING_TESTS))
+	$(NBVAL) tests -m "not browser" $(addprefix --ignore=,$(GRADING_TESTS)) --ignore=tests/test_training_profile.py
 
-# What CI runs: `make test`, then the grader and the checks that prove the kit works on other machines too.
-test-all: test test-grading test-portable test-browser test-oldest-python
+# What CI runs: `make test`, then the grader, the benchmarks' own checks and the checks that prove the kit works on
+# other machines too.
+test-all: test test-grading test-bench test-portable test-browser test-oldest-python
+
+# `make bench-profile` on a real training step (about a minute: it trains ResNet50 for a few steps).
+test-bench: $(READY)
+	$(BIN)/python -m pytest tests/test_training_profile.py
 
 test-grading: $(READY)
 	$(BIN)/python -m pytest $(GRADING_TESTS)
@@ -90,6 +95,11 @@ wild-signs: $(READY)
 # (BATCH_SIZES=32,128: the recipe's throughput at those batch sizes too).
 bench: $(READY)
 	$(BIN)/python -m tools.model.bench_training $(if $(BATCH_SIZES),--batch-sizes $(BATCH_SIZES))
+
+# Prints where a training step's time goes on this CPU: oneDNN's kernels by kind of work, and the backward-weights
+# convolutions by feature-map size with their speed (BATCH_SIZE=32: at another batch size than 128).
+bench-profile: $(READY)
+	$(BIN)/python -m tools.model.profile_training $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
 
 # Prints how long the 1200-image SIGNS set takes to generate on this machine.
 bench-data: $(READY)

@@ -215,3 +215,45 @@ def test_make_bench_times_the_recipes_batch_size_and_names_a_bad_list():
     for bad in ("", "32,", "big", "0,32"):
         with pytest.raises(argparse.ArgumentTypeError, match="positive whole numbers separated by commas"):
             bench_training.batch_sizes(bad)
+
+
+ONEDNN_LOG = """\
+onednn_verbose,v1,info,cpu,isa:Intel AVX-512 with float16, Intel AMX
+onednn_verbose,v1,primitive,info,template:operation,engine,primitive,implementation,prop_kind,memory_descriptors,attributes,auxiliary,problem_desc,exec_time
+onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:amx,backward_weights,src:bf16,,,mb8_ic4oc4_ih2oh2kh3sh1dh0ph1_iw2ow2kw3sw1dw0pw1,500
+PROFILE-START mixed_bfloat16
+onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:amx,forward_training,src:bf16,,,mb2_ic3oc64_ih70oh32kh7sh2dh0ph0_iw70ow32kw7sw2dw0pw0,1.5
+onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:amx,backward_weights,src:bf16,,,mb128_ic512oc512_ih2oh2kh3sh1dh0ph1_iw2ow2kw3sw1dw0pw1,100
+onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:amx,backward_weights,src:bf16,,,mb128_ic512oc512_ih2oh2kh3sh1dh0ph1_iw2ow2kw3sw1dw0pw1,140
+onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:amx,backward_weights,src:bf16,,,mb128_ic64oc64_ih15oh15kh1sh1dh0ph0,20
+onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:bf16,,,64x3x3x3,8
+onednn_verbose,v1,primitive,exec,cpu,pooling,jit:avx512,forward_training,src:bf16,,,mb2ic64_ih32oh15kh3,0.5
+PROFILE-END 0.400
+onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:amx,backward_weights,src:bf16,,,mb8_ic4oc4_ih2oh2kh3sh1dh0ph1_iw2ow2kw3sw1dw0pw1,500
+"""
+
+
+def test_make_bench_profile_sums_onednns_timings_by_kind_of_work_and_map_size():
+    from tools.model import profile_training
+
+    profile = profile_training.summarise(ONEDNN_LOG.splitlines())  # only what lies between the marks counts
+    assert profile.isa == "Intel AVX-512 with float16, Intel AMX" and profile.weights_kernels == ["brgconv_bwd_w:amx"]
+    assert profile.by_work == {"convolutions, forward": 1.5, "convolutions, backward to the weights": 260.0,
+                               "reorders": 8.0, "other oneDNN work": 0.5}
+    two_by_two = 2 * 128 * 2 * 2 * 512 * 512 * 3 * 3
+    assert profile.weights_by_map == {"2x2": (240.0, 2, 2 * two_by_two), "15x15": (20.0, 1, 2 * 128 * 15 * 15 * 64 * 64)}
+    text = profile_training.report(profile, steps=1, wall_seconds=0.4)
+    assert "0.40 s per training step" in text and "per step (0.27 s;" in text
+    assert f"2x2 maps:   0.24 s for  2.0 convolutions, {2 * two_by_two / 240 / 1e6:6.1f} GFLOP/s" in text
+    assert text.index("backward to the weights") < text.index("reorders")  # the largest share first
+
+
+def test_make_bench_profile_refuses_when_onednn_timed_no_convolution():
+    import pytest
+
+    from tools.model import profile_training
+
+    no_convolution = [line for line in ONEDNN_LOG.splitlines() if ",convolution," not in line]  # as with oneDNN off
+    for lines in (no_convolution, ["PROFILE-START float32", "PROFILE-END 1.0"]):
+        with pytest.raises(profile_training.ProfileError, match="TF_ENABLE_ONEDNN_OPTS=0"):
+            profile_training.summarise(lines)

@@ -1,0 +1,35 @@
+"""`make bench-profile` breaks a real training step of the kit's recipe down by oneDNN's kernels on this machine.
+
+It trains ResNet50 for a few steps (about 45 s), so `make test-all` runs it (`make test-bench`), not `make test`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import resnets_utils
+
+
+def profile(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tools.model.profile_training", *arguments],
+                          cwd=resnets_utils.KIT_DIR, capture_output=True, text=True)
+
+
+def test_it_times_every_kind_of_convolution_and_the_small_maps_of_stage_5():
+    run = profile("--batch-size", "2", "--steps", "1")
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+        assert run.returncode != 0 and "TF_ENABLE_ONEDNN_OPTS=0" in run.stderr and "Traceback" not in run.stderr
+        return
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith("CPU: ")
+    for work in ("backward to the weights", "backward to the data", "forward"):
+        assert f"convolutions, {work}" in run.stdout
+    assert "2x2 maps:" in run.stdout and "32x32 maps:" in run.stdout  # stage 5's maps, and conv1's (64x64 input)
+
+
+def test_it_names_a_run_larger_than_the_training_set_before_starting_one():
+    run = profile("--batch-size", "128", "--steps", "100")
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "need 12800 images, between 1 and the 1080 of the kit's training set" in run.stderr

@@ -1,0 +1,209 @@
+"""Where a training step's time goes on this CPU: `python -m tools.model.profile_training` (`make bench-profile`).
+
+Times a few training steps of the kit's recipe (the notebooks' ResNet50, its tf.data pipeline,
+`resnets_utils.fast_precision`) in a child process with oneDNN's own timings on
+(ONEDNN_VERBOSE=profile_exec), and prints per step: the wall time, oneDNN's time by kind of
+work (convolutions forward, backward to the data, backward to the weights; reorders; the
+rest), and the backward-weights convolutions by feature-map size with the speed each reached.
+It answers "why does this CPU train slowly?" with figures: on the 2-core Intel Xeon with AMX,
+most of a step is backward-weights convolutions on the 2x2 and 4x4 maps of stages 4 and 5.
+
+oneDNN's verbose mode is the profiler here, not TensorFlow's: TensorFlow's needs TensorBoard
+to read, while oneDNN prints each kernel's name and time as text, and names the kernel (AMX or
+not) that TensorFlow's op-level trace does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from typing import NamedTuple
+
+import resnets_utils
+from tools import cpu_model
+
+START, END = "PROFILE-START", "PROFILE-END"
+NO_CONVOLUTION = ("oneDNN timed no convolution: TensorFlow runs its own kernels instead (is TF_ENABLE_ONEDNN_OPTS=0 set?), "
+                  "so there is nothing to break down; unset it and run again.")
+PASSES = {"forward_training": "forward", "forward_inference": "forward", "backward_data": "backward to the data",
+          "backward_weights": "backward to the weights"}
+
+
+class ProfileError(RuntimeError):
+    """The child run failed, or oneDNN timed no convolution in it."""
+
+
+class Shape(NamedTuple):
+    """A convolution's problem, as oneDNN's verbose line describes it (mb128_ic512oc512_ih2oh2kh3...)."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    out_height: int
+    out_width: int
+    kernel_height: int
+    kernel_width: int
+    groups: int = 1
+
+    @property
+    def flops(self) -> int:
+        """Multiply-adds times two, for one pass (forward, backward data and backward weights cost the same)."""
+        return (2 * self.batch * self.out_height * self.out_width * self.out_channels
+                * (self.in_channels // self.groups) * self.kernel_height * self.kernel_width)
+
+
+def parse_shape(problem: str) -> Shape:
+    """Read a convolution's problem descriptor; a missing width part means the same as the height (oneDNN's shorthand)."""
+    fields = dict((key, int(value)) for key, value in re.findall(r"([a-z]+)(\d+)", problem))
+    return Shape(fields["mb"], fields["ic"], fields["oc"], fields["oh"], fields.get("ow", fields["oh"]),
+                 fields["kh"], fields.get("kw", fields["kh"]), fields.get("g", 1))
+
+
+class Profile(NamedTuple):
+    """oneDNN's milliseconds over the timed steps: by kind of work, and backward-weights convolutions by map size."""
+
+    by_work: dict[str, float]
+    weights_by_map: dict[str, tuple[float, int, int]]  # "2x2": (ms, convolutions run, flops)
+    weights_kernels: list[str]  # oneDNN's implementations of them, e.g. brgconv_bwd_w:avx10_1_512_amx
+    isa: str
+
+
+def _columns(names: list[str], values: list[str]):
+    """Look up a timing line's value by its template name: from the start up to the memory descriptors, and from the
+    end after them (attributes can hold commas of their own)."""
+    middle = names.index("memory_descriptors")
+
+    def column(name: str) -> str:
+        position = names.index(name)
+        return values[position] if position <= middle else values[position - len(names)]
+
+    return column
+
+
+def summarise(lines: list[str]) -> Profile:
+    """Sum the timings oneDNN printed between the child's START and END marks.
+
+    Reads the column order from oneDNN's own template line (its names line up with a timing
+    line from that line's fourth field, "exec"), so that a version with other columns still
+    parses. Raises ProfileError when oneDNN timed no convolution.
+    """
+    names, timing, isa = None, False, "unknown"
+    by_work: dict[str, float] = defaultdict(float)
+    weights_by_map: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0])
+    weights_kernels: set[str] = set()
+    for line in lines:
+        fields = line.rstrip("\n").split(",")
+        if line.startswith(START) or line.startswith(END):
+            timing = line.startswith(START)
+        elif fields[:4] == ["onednn_verbose", "v1", "primitive", "info"] and "template:operation" in fields:
+            names = [name.removeprefix("template:") for name in fields[fields.index("template:operation"):]]
+        elif fields[:4] == ["onednn_verbose", "v1", "info", "cpu"] and fields[4].startswith("isa:"):
+            isa = line.split("isa:", 1)[1].strip()  # the description holds commas of its own
+        elif timing and names and fields[:4] == ["onednn_verbose", "v1", "primitive", "exec"]:
+            column = _columns(names, fields[3:])
+            primitive, milliseconds = column("primitive"), float(column("exec_time"))
+            if primitive == "convolution":
+                work = PASSES.get(column("prop_kind"), column("prop_kind"))
+                by_work[f"convolutions, {work}"] += milliseconds
+                if work == "backward to the weights":
+                    shape = parse_shape(column("problem_desc"))
+                    entry = weights_by_map[f"{shape.out_height}x{shape.out_width}"]
+                    entry[0] += milliseconds
+                    entry[1] += 1
+                    entry[2] += shape.flops
+                    weights_kernels.add(column("implementation"))
+            else:
+                by_work["reorders" if primitive == "reorder" else "other oneDNN work"] += milliseconds
+    if not any(work.startswith("convolutions") for work in by_work):
+        raise ProfileError(NO_CONVOLUTION)
+    return Profile(dict(by_work), {size: tuple(entry) for size, entry in weights_by_map.items()}, sorted(weights_kernels), isa)
+
+
+def report(profile: Profile, steps: int, wall_seconds: float) -> str:
+    """The figures, per training step."""
+    def seconds_per_step(milliseconds: float) -> str:
+        return f"{milliseconds / 1000 / steps:6.2f} s"
+
+    total = sum(profile.by_work.values())
+    lines = [
+        f"{wall_seconds / steps:.2f} s per training step (wall clock); oneDNN's kernels, per step "
+        f"({seconds_per_step(total).strip()}; TensorFlow can run two at once, so this may exceed the wall clock):"
+    ]
+    for work, milliseconds in sorted(profile.by_work.items(), key=lambda item: -item[1]):
+        lines.append(f"  {work:<40} {seconds_per_step(milliseconds)}  {milliseconds / total:5.1%}")
+    if profile.weights_by_map:
+        lines.append(f"Backward-to-the-weights convolutions ({', '.join(profile.weights_kernels)}) by the size of "
+                     "their output map, per step:")
+        for size, (milliseconds, runs, flops) in sorted(profile.weights_by_map.items(), key=lambda item: -item[1][0]):
+            lines.append(f"  {size:>7} maps: {seconds_per_step(milliseconds)} for {runs / steps:4.1f} convolutions, "
+                         f"{flops / milliseconds / 1e6:6.1f} GFLOP/s")
+    return "\n".join(lines)
+
+
+def child(batch_size: int, steps: int) -> None:
+    """Run in the child: one warm-up epoch of `steps` steps (tracing), then `steps` timed steps between the marks."""
+    import tensorflow as tf
+
+    from tools.course.notebook_source import reference_resnet50
+    from tools.model.train_pretrained import SEED, compile_for_training
+
+    x_train, y_train, *_ = resnets_utils.load_dataset()
+    images = batch_size * steps
+    tf.keras.utils.set_random_seed(SEED)
+    tf.keras.mixed_precision.set_global_policy(resnets_utils.fast_precision())
+    pipeline = resnets_utils.training_pipeline(x_train[:images], y_train.ravel()[:images], batch_size=batch_size, seed=SEED)
+    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+    compile_for_training(model, steps_per_epoch=len(pipeline), epochs=3)
+    model.fit(pipeline, epochs=1, verbose=0, shuffle=False)
+    print(START, model.dtype_policy.name, flush=True)
+    start = time.perf_counter()
+    model.fit(pipeline, epochs=1, verbose=0, shuffle=False)
+    print(END, f"{time.perf_counter() - start:.3f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=6, help="steps timed, after as many for warm-up")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.batch_size, args.steps)
+        return
+    try:
+        training_images = len(resnets_utils.load_dataset()[0])
+    except resnets_utils.DatasetError as error:
+        sys.exit(f"Error: {error}")
+    if min(args.batch_size, args.steps) < 1 or args.batch_size * args.steps > training_images:
+        sys.exit(f"Error: --steps {args.steps} of --batch-size {args.batch_size} need {args.batch_size * args.steps} images, "
+                 f"between 1 and the {training_images} of the kit's training set.")
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):  # as fast_precision reads it
+        sys.exit(f"Error: {NO_CONVOLUTION}")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores. Timing {args.steps} training steps of the kit's recipe "
+          f"at batch {args.batch_size}, after {args.steps} of warm-up (a minute or two)...", flush=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "tools.model.profile_training", "--child", "--batch-size", str(args.batch_size), "--steps", str(args.steps)],
+        env=os.environ | {"ONEDNN_VERBOSE": "profile_exec"}, capture_output=True, text=True,
+    )
+    try:
+        if run.returncode != 0:
+            raise ProfileError(f"the timed training run failed:\n{run.stderr.strip()[-2000:]}")
+        lines = run.stdout.splitlines()
+        end = next((line for line in lines if line.startswith(END)), None)
+        if end is None:
+            raise ProfileError("the timed training run printed no end mark")
+        profile = summarise(lines)
+    except ProfileError as error:
+        sys.exit(f"Error: {error}")
+    precision = next(line for line in lines if line.startswith(START)).split()[1]
+    print(f"oneDNN ISA: {profile.isa}; precision {precision}.")
+    print(report(profile, args.steps, float(end.split()[1])))
+
+
+if __name__ == "__main__":
+    main()
