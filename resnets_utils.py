@@ -204,6 +204,11 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def onednn_enabled() -> bool:
+    """Return False when TF_ENABLE_ONEDNN_OPTS turns oneDNN off ("0" or "false"), as TensorFlow reads it."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
+
+
 def precision_policy(gpus: int, bf16_cpu: bool, onednn: bool = True) -> str:
     """Return the Keras dtype policy to train with: "mixed_bfloat16" or "float32".
 
@@ -223,8 +228,7 @@ def fast_precision() -> str:
     """
     import tensorflow as tf
 
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
-    return precision_policy(len(tf.config.list_physical_devices("GPU")), cpu_has_bf16(), onednn)
+    return precision_policy(len(tf.config.list_physical_devices("GPU")), cpu_has_bf16(), onednn_enabled())
 
 
 def set_batchnorm_momentum(model, momentum: float = 0.9) -> int:

@@ -5,7 +5,6 @@ It trains ResNet50 for a few steps (about 45 s), so `make test-all` runs it (`ma
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ def profile(*arguments: str) -> subprocess.CompletedProcess:
 
 def test_it_times_every_kind_of_convolution_and_the_small_maps_of_stage_5():
     run = profile("--batch-size", "2", "--steps", "1")
-    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+    if not resnets_utils.onednn_enabled():
         assert run.returncode != 0 and "TF_ENABLE_ONEDNN_OPTS=0" in run.stderr and "Traceback" not in run.stderr
         return
     assert run.returncode == 0, run.stderr[-2000:]

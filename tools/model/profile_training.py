@@ -182,7 +182,7 @@ def main() -> None:
     if min(args.batch_size, args.steps) < 1 or args.batch_size * args.steps > training_images:
         sys.exit(f"Error: --steps {args.steps} of --batch-size {args.batch_size} need {args.batch_size * args.steps} images, "
                  f"between 1 and the {training_images} of the kit's training set.")
-    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):  # as fast_precision reads it
+    if not resnets_utils.onednn_enabled():
         sys.exit(f"Error: {NO_CONVOLUTION}")
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores. Timing {args.steps} training steps of the kit's recipe "
           f"at batch {args.batch_size}, after {args.steps} of warm-up (a minute or two)...", flush=True)
