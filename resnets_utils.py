@@ -231,6 +231,11 @@ def fast_precision() -> str:
     return precision_policy(len(tf.config.list_physical_devices("GPU")), cpu_has_bf16(), onednn_enabled())
 
 
+def _all_layers(layers) -> list:
+    """The layers, and those of any model nested in them."""
+    return [inner for layer in layers for inner in [layer, *_all_layers(getattr(layer, "layers", []))]]
+
+
 def set_batchnorm_momentum(model, momentum: float = 0.9) -> int:
     """Set the momentum of every BatchNormalization layer in `model`; return how many layers that is.
 
@@ -242,10 +247,7 @@ def set_batchnorm_momentum(model, momentum: float = 0.9) -> int:
     """
     import tensorflow as tf
 
-    def within(layers):  # the layers, and those of any model nested in them
-        return [inner for layer in layers for inner in [layer, *within(getattr(layer, "layers", []))]]
-
-    norms = [layer for layer in within(model.layers) if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    norms = [layer for layer in _all_layers(model.layers) if isinstance(layer, tf.keras.layers.BatchNormalization)]
     for layer in norms:
         layer.momentum = float(momentum)
     return len(norms)
@@ -266,6 +268,53 @@ def zero_init_residual(model) -> int:
     for layer in last:
         layer.gamma.assign(tf.zeros_like(layer.gamma))
     return len(last)
+
+
+def kernel_gradients_as_matmuls(model, max_map_pixels: int = 16) -> int:
+    """Compute the kernel gradient of `model`'s Conv2D layers with output maps of at most
+    `max_map_pixels` pixels (the 4x4 and 2x2 maps of stages 4 and 5, for a 64x64 input) as
+    one matrix product; return how many layers that is.
+
+    The gradient of a convolution's kernel is the product of the input's patches with the
+    gradient of the output. On those small maps TensorFlow's oneDNN kernel for it is slow on
+    some CPUs: on an Intel Xeon with AMX, 16-20 GFLOP/s on 2x2 maps and 60-100 on 4x4, where
+    `tf.matmul` does the same sums at 190-450, and a training step at batch 32 took about a
+    third less time; taking 8x8 maps too gained nothing (`make bench-profile`,
+    models/README.md). With oneDNN off it costs nothing. The numbers are the same up to
+    rounding; weights, forward pass and saved model do not change. Layers with dilation,
+    groups or channels-first data keep TensorFlow's own gradient.
+    """
+    import tensorflow as tf
+
+    def matmul_gradient_convolution(layer, inputs, kernel):
+        strides, padding = list(layer.strides), layer.padding.upper()
+
+        @tf.custom_gradient
+        def convolve(x, w):
+            def gradient(grad_out):
+                kh, kw, channels_in, channels_out = w.shape
+                if (kh, kw) == (1, 1):  # a 1x1 kernel's patches are the strided pixels themselves
+                    patches = x[:, ::strides[0], ::strides[1], :][:, :tf.shape(grad_out)[1], :tf.shape(grad_out)[2], :]
+                else:
+                    patches = tf.image.extract_patches(x, [1, kh, kw, 1], [1, *strides, 1], [1, 1, 1, 1], padding)
+                grad_kernel = tf.matmul(tf.reshape(patches, [-1, kh * kw * channels_in]),
+                                        tf.reshape(grad_out, [-1, channels_out]), transpose_a=True)
+                grad_x = tf.nn.conv2d_transpose(grad_out, w, tf.shape(x), strides, padding)
+                return grad_x, tf.reshape(grad_kernel, w.shape)
+
+            return tf.nn.conv2d(x, w, strides, padding), gradient
+
+        return convolve(inputs, tf.convert_to_tensor(kernel))  # a tensor, read from the variable outside the custom gradient
+
+    changed = 0
+    for layer in _all_layers(model.layers):
+        if (isinstance(layer, tf.keras.layers.Conv2D) and layer.dilation_rate == (1, 1) and layer.groups == 1
+                and layer.data_format == "channels_last"
+                and layer.output.shape[1] * layer.output.shape[2] <= max_map_pixels):
+            # Keras' Conv2D.call computes through convolution_op, the method meant for overriding
+            layer.convolution_op = lambda inputs, kernel, layer=layer: matmul_gradient_convolution(layer, inputs, kernel)
+            changed += 1
+    return changed
 
 
 def warmup_cosine(steps_per_epoch: int, epochs: int, learning_rate: float):

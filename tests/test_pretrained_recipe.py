@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import resnets_utils
@@ -155,6 +156,53 @@ def test_a_zero_initialized_identity_block_passes_its_input_through():
     assert resnets_utils.zero_init_residual(block) == 1
     x = np.random.default_rng(3).normal(size=(2, 4, 4, 6)).astype(np.float32)
     np.testing.assert_allclose(block.predict(x, verbose=0), np.maximum(x, 0), atol=1e-6)
+
+
+def convolution_gradients(conv, x, max_map_pixels: int | None):
+    """The output, and the gradients of a loss by the input and the kernel, of `conv` alone in a model."""
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.Input(x.shape[1:]), conv])
+    if max_map_pixels is not None:
+        assert resnets_utils.kernel_gradients_as_matmuls(model, max_map_pixels) == 1
+    inputs = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        out = model(inputs)
+        weights = np.cos(np.arange(np.prod(out.shape))).reshape(out.shape).astype(np.float32)  # every output counts differently
+        loss = tf.reduce_sum(out * weights)
+    grad_x, grad_kernel = tape.gradient(loss, [inputs, conv.kernel])
+    return out.numpy(), grad_x.numpy(), grad_kernel.numpy()
+
+
+@pytest.mark.parametrize("kernel, stride, padding, size", [
+    (1, 1, "same", 2), (1, 2, "valid", 5), (1, 2, "same", 5), (3, 1, "same", 2), (3, 2, "same", 5), (3, 1, "valid", 4),
+])
+def test_kernel_gradients_as_matmuls_equal_tensorflows_own(kernel, stride, padding, size):
+    import tensorflow as tf
+
+    x = np.random.default_rng(size).normal(size=(3, size, size, 4)).astype(np.float32)
+    results = []
+    for max_map_pixels in (None, 10**6):
+        tf.keras.utils.set_random_seed(1)
+        results.append(convolution_gradients(tf.keras.layers.Conv2D(5, kernel, stride, padding), x, max_map_pixels))
+    for name, own, as_matmul in zip(("output", "input gradient", "kernel gradient"), *results):
+        np.testing.assert_allclose(as_matmul, own, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_kernel_gradients_as_matmuls_change_only_stages_4_and_5_of_resnet50_and_not_its_saved_form():
+    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+    saved = model.to_json()
+    assert resnets_utils.kernel_gradients_as_matmuls(model) == 19 + 10, "stage 4: 6 blocks of 3 and a shortcut; stage 5: 3 and 1"
+    assert {layer.name[3] for layer in model.layers if "convolution_op" in vars(layer)} == {"4", "5"}
+    assert model.to_json() == saved
+
+
+def test_kernel_gradients_as_matmuls_leave_dilated_convolutions_to_tensorflow():
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.Input((6, 6, 2)), tf.keras.layers.Conv2D(2, 3, dilation_rate=2)])
+    assert resnets_utils.kernel_gradients_as_matmuls(model, 10**6) == 0
 
 
 def test_warmup_cosine_climbs_for_one_epoch_then_falls_to_zero_at_the_last_step():

@@ -13,6 +13,7 @@ copied). It learns from (`training_data`):
 The validation and test parts are never trained on. Input pipeline: tf.data with augmentation
 (`resnets_utils.training_pipeline`); one epoch of learning-rate warm-up, then cosine decay;
 mixed bfloat16 where the CPU has bf16 instructions and oneDNN is on (`resnets_utils.fast_precision`);
+stage 5's kernel gradients as matrix products (`resnets_utils.kernel_gradients_as_matmuls`);
 a checkpoint every epoch, and an interrupted run resumes where it stopped. At the end it
 measures the exported file (`tools.model.evaluate`) and writes the "not sure" threshold
 chosen on the wild validation sessions.
@@ -119,6 +120,7 @@ def main() -> None:
     pipeline = with_no_hand_targets(batches)
     with strategy.scope():
         model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+        resnets_utils.kernel_gradients_as_matmuls(model)
         compile_for_training(model, len(batches), args.epochs, args.learning_rate)
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
