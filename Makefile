@@ -51,7 +51,8 @@ test: $(READY)
 # other machines too.
 test-all: test test-grading test-bench test-portable test-browser test-oldest-python
 
-# `make bench-profile` on a real training step (about a minute: it trains ResNet50 for a few steps).
+# `make bench-profile` on real training steps, with the recipe's kernel gradients and TensorFlow's (about two minutes:
+# it trains ResNet50 for a few steps, twice).
 test-bench: $(READY)
 	$(BIN)/python -m pytest tests/test_training_profile.py
 
@@ -97,9 +98,10 @@ bench: $(READY)
 	$(BIN)/python -m tools.model.bench_training $(if $(BATCH_SIZES),--batch-sizes $(BATCH_SIZES))
 
 # Prints where a training step's time goes on this CPU: oneDNN's kernels by kind of work, and the backward-weights
-# convolutions by feature-map size with their speed (BATCH_SIZE=32: at another batch size than 128).
+# convolutions by feature-map size with their speed (BATCH_SIZE=32: at another batch size than 128; TF_KERNEL_GRADIENTS=1:
+# with TensorFlow's own kernel gradients on stage 5 too, as before the recipe's matrix products).
 bench-profile: $(READY)
-	$(BIN)/python -m tools.model.profile_training $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
+	$(BIN)/python -m tools.model.profile_training $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(TF_KERNEL_GRADIENTS),--tensorflow-kernel-gradients)
 
 # Prints how long the 1200-image SIGNS set takes to generate on this machine.
 bench-data: $(READY)

@@ -1,12 +1,14 @@
 """`make bench-profile` breaks a real training step of the kit's recipe down by oneDNN's kernels on this machine.
 
-It trains ResNet50 for a few steps (about 45 s), so `make test-all` runs it (`make test-bench`), not `make test`.
+It trains ResNet50 for a few steps (about 45 s a run), so `make test-all` runs it (`make test-bench`), not `make test`.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+import pytest
 
 import resnets_utils
 
@@ -16,7 +18,7 @@ def profile(*arguments: str) -> subprocess.CompletedProcess:
                           cwd=resnets_utils.KIT_DIR, capture_output=True, text=True)
 
 
-def test_it_times_every_kind_of_convolution_and_the_small_maps_of_stage_5():
+def test_it_times_every_kind_of_convolution_and_stage_5s_kernel_gradients_as_matrix_products():
     run = profile("--batch-size", "2", "--steps", "1")
     if not resnets_utils.onednn_enabled():
         assert run.returncode != 0 and "TF_ENABLE_ONEDNN_OPTS=0" in run.stderr and "Traceback" not in run.stderr
@@ -25,7 +27,16 @@ def test_it_times_every_kind_of_convolution_and_the_small_maps_of_stage_5():
     assert run.stdout.startswith("CPU: ")
     for work in ("backward to the weights", "backward to the data", "forward"):
         assert f"convolutions, {work}" in run.stdout
-    assert "2x2 maps:" in run.stdout and "32x32 maps:" in run.stdout  # stage 5's maps, and conv1's (64x64 input)
+    assert "matrix products" in run.stdout
+    assert "32x32 maps:" in run.stdout and "2x2 maps:" not in run.stdout  # conv1's maps (64x64 input); stage 5's are matmuls
+
+
+def test_with_tensorflows_own_kernel_gradients_it_times_stage_5s_small_maps_too():
+    run = profile("--batch-size", "2", "--steps", "1", "--tensorflow-kernel-gradients")
+    if not resnets_utils.onednn_enabled():
+        pytest.skip("oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0): there are no oneDNN timings; the refusal is tested above")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "2x2 maps:" in run.stdout and "32x32 maps:" in run.stdout
 
 
 def test_it_names_a_run_larger_than_the_training_set_before_starting_one():

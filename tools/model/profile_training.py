@@ -6,7 +6,9 @@ Times a few training steps of the kit's recipe (the notebooks' ResNet50, its tf.
 work (convolutions forward, backward to the data, backward to the weights; reorders; the
 rest), and the backward-weights convolutions by feature-map size with the speed each reached.
 It answers "why does this CPU train slowly?" with figures: on the 2-core Intel Xeon with AMX,
-most of a step is backward-weights convolutions on the 2x2 and 4x4 maps of stages 4 and 5.
+with TensorFlow's own kernel gradients (--tensorflow-kernel-gradients), two thirds of a step
+were backward-weights convolutions, and the 2x2 maps of stage 5 ran at 16 GFLOP/s; which is
+why the recipe computes those as matrix products (`resnets_utils.kernel_gradients_as_matmuls`).
 
 oneDNN's verbose mode is the profiler here, not TensorFlow's: TensorFlow's needs TensorBoard
 to read, while oneDNN prints each kernel's name and time as text, and names the kernel (AMX or
@@ -118,7 +120,7 @@ def summarise(lines: list[str]) -> Profile:
                     entry[2] += shape.flops
                     weights_kernels.add(column("implementation"))
             else:
-                by_work["reorders" if primitive == "reorder" else "other oneDNN work"] += milliseconds
+                by_work[{"reorder": "reorders", "matmul": "matrix products"}.get(primitive, "other oneDNN work")] += milliseconds
     if not any(work.startswith("convolutions") for work in by_work):
         raise ProfileError(NO_CONVOLUTION)
     return Profile(dict(by_work), {size: tuple(entry) for size, entry in weights_by_map.items()}, sorted(weights_kernels), isa)
@@ -145,7 +147,7 @@ def report(profile: Profile, steps: int, wall_seconds: float) -> str:
     return "\n".join(lines)
 
 
-def child(batch_size: int, steps: int) -> None:
+def child(batch_size: int, steps: int, tensorflow_kernel_gradients: bool) -> None:
     """Run in the child: one warm-up epoch of `steps` steps (tracing), then `steps` timed steps between the marks."""
     import tensorflow as tf
 
@@ -158,6 +160,8 @@ def child(batch_size: int, steps: int) -> None:
     tf.keras.mixed_precision.set_global_policy(resnets_utils.fast_precision())
     pipeline = resnets_utils.training_pipeline(x_train[:images], y_train.ravel()[:images], batch_size=batch_size, seed=SEED)
     model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+    if not tensorflow_kernel_gradients:
+        resnets_utils.kernel_gradients_as_matmuls(model)
     compile_for_training(model, steps_per_epoch=len(pipeline), epochs=3)
     model.fit(pipeline, epochs=1, verbose=0, shuffle=False)
     print(START, model.dtype_policy.name, flush=True)
@@ -170,10 +174,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=6, help="steps timed, after as many for warm-up")
+    parser.add_argument("--tensorflow-kernel-gradients", action="store_true",
+                        help="time TensorFlow's own kernel gradients on every map size, as before the recipe's matrix products")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.batch_size, args.steps)
+        child(args.batch_size, args.steps, args.tensorflow_kernel_gradients)
         return
     try:
         training_images = len(resnets_utils.load_dataset()[0])
@@ -187,7 +193,8 @@ def main() -> None:
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores. Timing {args.steps} training steps of the kit's recipe "
           f"at batch {args.batch_size}, after {args.steps} of warm-up (a minute or two)...", flush=True)
     run = subprocess.run(
-        [sys.executable, "-m", "tools.model.profile_training", "--child", "--batch-size", str(args.batch_size), "--steps", str(args.steps)],
+        [sys.executable, "-m", "tools.model.profile_training", "--child", "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+         *(["--tensorflow-kernel-gradients"] if args.tensorflow_kernel_gradients else [])],
         env=os.environ | {"ONEDNN_VERBOSE": "profile_exec"}, capture_output=True, text=True,
     )
     try:
