@@ -99,7 +99,7 @@ bench: $(READY)
 
 # Prints where a training step's time goes on this CPU: oneDNN's kernels by kind of work, and the backward-weights
 # convolutions by feature-map size with their speed (BATCH_SIZE=32: at another batch size than 128; TF_KERNEL_GRADIENTS=1:
-# with TensorFlow's own kernel gradients on stage 5 too, as before the recipe's matrix products).
+# with TensorFlow's own kernel gradients on stages 4 and 5 too, as before the recipe's matrix products).
 bench-profile: $(READY)
 	$(BIN)/python -m tools.model.profile_training $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(TF_KERNEL_GRADIENTS),--tensorflow-kernel-gradients)
 

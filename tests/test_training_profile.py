@@ -18,7 +18,7 @@ def profile(*arguments: str) -> subprocess.CompletedProcess:
                           cwd=resnets_utils.KIT_DIR, capture_output=True, text=True)
 
 
-def test_it_times_every_kind_of_convolution_and_stage_5s_kernel_gradients_as_matrix_products():
+def test_it_times_every_kind_of_convolution_and_the_matrix_products_of_stages_4_and_5s_kernel_gradients():
     run = profile("--batch-size", "2", "--steps", "1")
     if not resnets_utils.onednn_enabled():
         assert run.returncode != 0 and "TF_ENABLE_ONEDNN_OPTS=0" in run.stderr and "Traceback" not in run.stderr
@@ -28,15 +28,16 @@ def test_it_times_every_kind_of_convolution_and_stage_5s_kernel_gradients_as_mat
     for work in ("backward to the weights", "backward to the data", "forward"):
         assert f"convolutions, {work}" in run.stdout
     assert "matrix products" in run.stdout
-    assert "32x32 maps:" in run.stdout and "2x2 maps:" not in run.stdout  # conv1's maps (64x64 input); stage 5's are matmuls
+    assert "32x32 maps:" in run.stdout  # conv1's maps (64x64 input)
+    assert "4x4 maps:" not in run.stdout and "2x2 maps:" not in run.stdout  # stages 4 and 5's: matrix products
 
 
-def test_with_tensorflows_own_kernel_gradients_it_times_stage_5s_small_maps_too():
+def test_with_tensorflows_own_kernel_gradients_it_times_the_small_maps_of_stages_4_and_5_too():
     run = profile("--batch-size", "2", "--steps", "1", "--tensorflow-kernel-gradients")
     if not resnets_utils.onednn_enabled():
         pytest.skip("oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0): there are no oneDNN timings; the refusal is tested above")
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "2x2 maps:" in run.stdout and "32x32 maps:" in run.stdout
+    assert "2x2 maps:" in run.stdout and "4x4 maps:" in run.stdout and "32x32 maps:" in run.stdout
 
 
 def test_it_names_a_run_larger_than_the_training_set_before_starting_one():

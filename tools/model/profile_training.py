@@ -7,8 +7,9 @@ work (convolutions forward, backward to the data, backward to the weights; reord
 rest), and the backward-weights convolutions by feature-map size with the speed each reached.
 It answers "why does this CPU train slowly?" with figures: on the 2-core Intel Xeon with AMX,
 with TensorFlow's own kernel gradients (--tensorflow-kernel-gradients), two thirds of a step
-were backward-weights convolutions, and the 2x2 maps of stage 5 ran at 16 GFLOP/s; which is
-why the recipe computes those as matrix products (`resnets_utils.kernel_gradients_as_matmuls`).
+were backward-weights convolutions, which ran at 16-19 GFLOP/s on stage 5's 2x2 maps and 53
+on stage 4's 4x4; which is why the recipe computes those as matrix products
+(`resnets_utils.kernel_gradients_as_matmuls`).
 
 oneDNN's verbose mode is the profiler here, not TensorFlow's: TensorFlow's needs TensorBoard
 to read, while oneDNN prints each kernel's name and time as text, and names the kernel (AMX or
