@@ -277,7 +277,7 @@ def kernel_gradients_as_matmuls(model, max_map_pixels: int = 16) -> int:
 
     The gradient of a convolution's kernel is the product of the input's patches with the
     gradient of the output. On those small maps TensorFlow's oneDNN kernel for it is slow on
-    some CPUs: on an Intel Xeon with AMX, 16-20 GFLOP/s on 2x2 maps and 60-100 on 4x4, where
+    some CPUs: on an Intel Xeon with AMX, 16-20 GFLOP/s on 2x2 maps and 50-100 on 4x4, where
     `tf.matmul` does the same sums at 190-450, and a training step at batch 32 took about a
     third less time; taking 8x8 maps too gained nothing (`make bench-profile`,
     models/README.md). With oneDNN off it costs nothing. The numbers are the same up to
