@@ -293,8 +293,8 @@ def kernel_gradients_as_matmuls(model, max_map_pixels: int = 16) -> int:
         def convolve(x, w):
             def gradient(grad_out):
                 kh, kw, channels_in, channels_out = w.shape
-                if (kh, kw) == (1, 1):  # a 1x1 kernel's patches are the strided pixels themselves
-                    patches = x[:, ::strides[0], ::strides[1], :][:, :tf.shape(grad_out)[1], :tf.shape(grad_out)[2], :]
+                if (kh, kw, *strides) == (1, 1, 1, 1):  # a 1x1 kernel at stride 1: its patches are the input itself
+                    patches = x
                 else:
                     patches = tf.image.extract_patches(x, [1, kh, kw, 1], [1, *strides, 1], [1, 1, 1, 1], padding)
                 grad_kernel = tf.matmul(tf.reshape(patches, [-1, kh * kw * channels_in]),
