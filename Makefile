@@ -111,9 +111,10 @@ bench-data: $(READY)
 realism: $(READY)
 	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)") $(if $(WILD),--wild "$(WILD)")
 
-# Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: Sign Language Digits; WILD=DIR: the wild photos; EPOCHS=N).
+# Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: Sign Language Digits; WILD=DIR: the wild photos; EPOCHS=N;
+# SEED=N: another draw of the composites, data order and augmentation than the shipped model's 2015).
 pretrained: $(READY)
-	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED))
 
 # Prints, per source (the kit's test set, held-out SLD photos, held-out wild sessions), the shipped model's accuracy,
 # confusion matrix, calibration (ECE) and "not sure" threshold (tools/model/evaluate.py).

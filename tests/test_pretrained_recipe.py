@@ -232,13 +232,25 @@ def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_p
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "tools.model.train_pretrained", "--epochs", "1", "--sld", "", "--wild", "", "--work", str(tmp_path)],
+        [sys.executable, "-m", "tools.model.train_pretrained", "--epochs", "1", "--sld", "", "--wild", "", "--seed", "7", "--work", str(tmp_path)],
         cwd=resnets_utils.KIT_DIR, env={**os.environ, "RESNETS_DATASETS": str(tiny_signs)}, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "kit SIGNS test set: 6 photos" in result.stdout
+    assert "seed 7." in result.stdout
     model = resnets_utils.load_pretrained(tmp_path / "resnet50_signs")
     assert model.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 6)
+
+
+def test_the_seed_draws_the_backgrounds_and_leaves_the_kits_images_as_they_are(tiny_signs, monkeypatch):
+    monkeypatch.setenv("RESNETS_DATASETS", str(tiny_signs))
+    first, labels, counts = train_pretrained.training_data(None, None, seed=1)
+    again, labels_again, _ = train_pretrained.training_data(None, None, seed=1)
+    other, _, _ = train_pretrained.training_data(None, None, seed=2)
+    kit = counts["kit SIGNS training set"]
+    assert np.array_equal(first, again) and np.array_equal(labels, labels_again), "one seed, one training set"
+    assert np.array_equal(first[:kit], other[:kit]), "the kit's images do not depend on the seed"
+    assert not np.array_equal(first[kit:], other[kit:]), "another seed draws other backgrounds with no hand"
 
 
 def test_make_bench_reads_notebook_4s_run_settings_from_the_notebook():

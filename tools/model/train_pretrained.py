@@ -1,4 +1,4 @@
-"""Train the kit's pretrained ResNet50: `python -m tools.model.train_pretrained [--sld DIR] [--wild DIR] [--epochs N]`.
+"""Train the kit's pretrained ResNet50: `python -m tools.model.train_pretrained [--sld DIR] [--wild DIR] [--epochs N] [--seed N]`.
 
 The architecture is the notebooks' reference ResNet50 (read from the source notebooks, not
 copied). It learns from (`training_data`):
@@ -101,22 +101,26 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="peak, after one epoch of warm-up")
+    parser.add_argument(
+        "--seed", type=int, default=SEED,
+        help="draws the composites, the data order and the augmentation; other seeds show how far one run of the recipe is from another",
+    )
     parser.add_argument("--work", type=Path, default=resnets_utils.KIT_DIR / "build" / "pretrained")
     args = parser.parse_args()
     try:
-        images, labels, counts = training_data(args.sld, args.wild)
+        images, labels, counts = training_data(args.sld, args.wild, args.seed)
     except (real_splits.RealDataError, resnets_utils.PhotoError, resnets_utils.DatasetError) as error:
         sys.exit(f"Error: {error}")
     print(f"Training on {len(images)} images: " + ", ".join(f"{count} {name}" for name, count in counts.items()) + ".")
 
     import tensorflow as tf
 
-    tf.keras.utils.set_random_seed(SEED)
+    tf.keras.utils.set_random_seed(args.seed)
     gpus = len(tf.config.list_physical_devices("GPU"))
     tf.keras.mixed_precision.set_global_policy(resnets_utils.fast_precision())
     strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
-    print(f"Precision {tf.keras.mixed_precision.global_policy().name}; {max(gpus, 1)} {'GPU' if gpus else 'CPU'} replica(s).")
-    batches = resnets_utils.training_pipeline(images, labels, args.batch_size * strategy.num_replicas_in_sync, seed=SEED)
+    print(f"Precision {tf.keras.mixed_precision.global_policy().name}; {max(gpus, 1)} {'GPU' if gpus else 'CPU'} replica(s); seed {args.seed}.")
+    batches = resnets_utils.training_pipeline(images, labels, args.batch_size * strategy.num_replicas_in_sync, seed=args.seed)
     pipeline = with_no_hand_targets(batches)
     with strategy.scope():
         model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
