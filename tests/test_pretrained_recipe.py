@@ -242,6 +242,17 @@ def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_p
     assert model.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 6)
 
 
+@pytest.mark.parametrize("argument, value", [("--seed", "-1"), ("--epochs", "0"), ("--batch-size", "many")])
+def test_make_pretrained_names_a_bad_number_before_it_reads_anything(argument, value):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "tools.model.train_pretrained", argument, value],
+                            cwd=resnets_utils.KIT_DIR, capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"argument {argument}: expected a whole number of at least" in result.stderr and repr(value) in result.stderr
+
+
 def test_the_seed_draws_the_backgrounds_and_leaves_the_kits_images_as_they_are(tiny_signs, monkeypatch):
     monkeypatch.setenv("RESNETS_DATASETS", str(tiny_signs))
     first, labels, counts = train_pretrained.training_data(None, None, seed=1)

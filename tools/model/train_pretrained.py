@@ -89,6 +89,21 @@ def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate
     resnets_utils.compile_for_short_training(model, steps_per_epoch, epochs, learning_rate, label_smoothing=0.0)
 
 
+def at_least(minimum: int):
+    """An argument type: a whole number no smaller than `minimum`, or argparse's usage error naming the argument."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
+        return value
+
+    return whole_number
+
+
 def folder_or_none(value: str) -> Path | None:
     """An argument's folder, or None for '' (leave that source out)."""
     return Path(value) if value else None
@@ -98,11 +113,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sld", type=folder_or_none, default=real_splits.SLD_PHOTOS, help="Sign Language Digits DIR/<digit>/*.jpg ('' for none)")
     parser.add_argument("--wild", type=folder_or_none, default=real_splits.WILD_PHOTOS, help="the wild photos' folder ('' for none)")
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--epochs", type=at_least(1), default=EPOCHS)
+    parser.add_argument("--batch-size", type=at_least(1), default=BATCH_SIZE)
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="peak, after one epoch of warm-up")
     parser.add_argument(
-        "--seed", type=int, default=SEED,
+        "--seed", type=at_least(0), default=SEED,
         help="draws the composites, the data order and the augmentation; other seeds show how far one run of the recipe is from another",
     )
     parser.add_argument("--work", type=Path, default=resnets_utils.KIT_DIR / "build" / "pretrained")
