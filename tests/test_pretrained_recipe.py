@@ -241,6 +241,14 @@ def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_p
     model = resnets_utils.load_pretrained(tmp_path / "resnet50_signs")
     assert model.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 6)
 
+    (tmp_path / "resume").mkdir()  # as if that run had been interrupted
+    another_seed = subprocess.run(
+        [sys.executable, "-m", "tools.model.train_pretrained", "--epochs", "1", "--sld", "", "--wild", "", "--seed", "8", "--work", str(tmp_path)],
+        cwd=resnets_utils.KIT_DIR, env={**os.environ, "RESNETS_DATASETS": str(tiny_signs)}, capture_output=True, text=True,
+    )
+    assert another_seed.returncode == 1 and "Traceback" not in another_seed.stderr
+    assert "holds an interrupted run with other settings (seed 7, now 8)" in another_seed.stderr
+
 
 @pytest.mark.parametrize("argument, value", [("--seed", "-1"), ("--epochs", "0"), ("--batch-size", "many")])
 def test_make_pretrained_names_a_bad_number_before_it_reads_anything(argument, value):
@@ -251,6 +259,29 @@ def test_make_pretrained_names_a_bad_number_before_it_reads_anything(argument, v
                             cwd=resnets_utils.KIT_DIR, capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"argument {argument}: expected a whole number of at least" in result.stderr and repr(value) in result.stderr
+
+
+def test_an_interrupted_run_resumes_only_with_its_own_settings(tmp_path):
+    import pytest
+
+    settings = {"seed": 2015, "epochs": 28, "images": {"kit SIGNS training set": 1080}}
+    train_pretrained.check_resume_settings(tmp_path, settings)
+    (tmp_path / "resume").mkdir()  # what BackupAndRestore leaves behind when a run is interrupted
+    train_pretrained.check_resume_settings(tmp_path, settings)  # the same settings resume
+    with pytest.raises(train_pretrained.ResumeMismatch, match=r"resume holds an interrupted run .*seed 2015, now 2016"):
+        train_pretrained.check_resume_settings(tmp_path, {**settings, "seed": 2016})
+    (tmp_path / "resume").rmdir()  # a run that finished: nothing to resume, any settings start afresh
+    train_pretrained.check_resume_settings(tmp_path, {**settings, "seed": 2016})
+    assert '"seed": 2016' in (tmp_path / "resume-settings.json").read_text()
+
+
+def test_an_unreadable_record_of_an_interrupted_run_is_named(tmp_path):
+    import pytest
+
+    (tmp_path / "resume").mkdir()
+    (tmp_path / "resume-settings.json").write_text("{half a file")
+    with pytest.raises(train_pretrained.ResumeMismatch, match="resume-settings.json cannot be read"):
+        train_pretrained.check_resume_settings(tmp_path, {"seed": 2015})
 
 
 def test_the_seed_draws_the_backgrounds_and_leaves_the_kits_images_as_they_are(tiny_signs, monkeypatch):

@@ -13,15 +13,17 @@ copied). It learns from (`training_data`):
 The validation and test parts are never trained on. Input pipeline: tf.data with augmentation
 (`resnets_utils.training_pipeline`); one epoch of learning-rate warm-up, then cosine decay;
 mixed bfloat16 where the CPU has bf16 instructions and oneDNN is on (`resnets_utils.fast_precision`);
-stage 5's kernel gradients as matrix products (`resnets_utils.kernel_gradients_as_matmuls`);
-a checkpoint every epoch, and an interrupted run resumes where it stopped. At the end it
-measures the exported file (`tools.model.evaluate`) and writes the "not sure" threshold
-chosen on the wild validation sessions.
+the kernel gradients of stages 4 and 5 as matrix products (`resnets_utils.kernel_gradients_as_matmuls`);
+a checkpoint every epoch, and an interrupted run resumes where it stopped (only with its own
+settings: `check_resume_settings`). At the end it measures the exported file
+(`tools.model.evaluate`) and writes the "not sure" threshold chosen on the wild validation
+sessions.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -89,6 +91,32 @@ def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate
     resnets_utils.compile_for_short_training(model, steps_per_epoch, epochs, learning_rate, label_smoothing=0.0)
 
 
+class ResumeMismatch(RuntimeError):
+    """The work folder holds an interrupted run whose settings differ from this run's."""
+
+
+def check_resume_settings(work: Path, settings: dict) -> None:
+    """Refuse to resume an interrupted run that had other settings, then record this run's.
+
+    Keras's BackupAndRestore resumes whatever checkpoint it finds, so without this check a run
+    with another seed, length or data would silently continue the interrupted one.
+    """
+    recorded = work / "resume-settings.json"
+    if (work / "resume").is_dir() and recorded.is_file():
+        try:
+            before = json.loads(recorded.read_text())
+        except ValueError as error:
+            raise ResumeMismatch(f"{recorded} cannot be read ({error}); delete {work / 'resume'} to start afresh.") from None
+        changed = [f"{name} {before.get(name)!r}, now {value!r}" for name, value in settings.items() if before.get(name) != value]
+        if changed:
+            raise ResumeMismatch(
+                f"{work / 'resume'} holds an interrupted run with other settings ({'; '.join(changed)}). "
+                f"Run again with its settings to resume it, or delete {work / 'resume'} to start afresh."
+            )
+    work.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(json.dumps(settings, indent=1) + "\n")
+
+
 def at_least(minimum: int):
     """An argument type: a whole number no smaller than `minimum`, or argparse's usage error naming the argument."""
 
@@ -135,13 +163,18 @@ def main() -> None:
     tf.keras.mixed_precision.set_global_policy(resnets_utils.fast_precision())
     strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
     print(f"Precision {tf.keras.mixed_precision.global_policy().name}; {max(gpus, 1)} {'GPU' if gpus else 'CPU'} replica(s); seed {args.seed}.")
+    settings = {"seed": args.seed, "epochs": args.epochs, "batch size": args.batch_size, "learning rate": args.learning_rate,
+                "images": counts, "precision": tf.keras.mixed_precision.global_policy().name}
+    try:
+        check_resume_settings(args.work, settings)
+    except ResumeMismatch as error:
+        sys.exit(f"Error: {error}")
     batches = resnets_utils.training_pipeline(images, labels, args.batch_size * strategy.num_replicas_in_sync, seed=args.seed)
     pipeline = with_no_hand_targets(batches)
     with strategy.scope():
         model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
         resnets_utils.kernel_gradients_as_matmuls(model)
         compile_for_training(model, len(batches), args.epochs, args.learning_rate)
-    args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model.fit(
         pipeline,
