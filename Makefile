@@ -112,7 +112,7 @@ realism: $(READY)
 	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)") $(if $(WILD),--wild "$(WILD)")
 
 # Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: Sign Language Digits; WILD=DIR: the wild photos; EPOCHS=N;
-# SEED=N: another draw of the composites, data order and augmentation than the shipped model's 2015).
+# SEED=N: another draw of the composites, data order and augmentation than the shipped model's 2016).
 pretrained: $(READY)
 	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED))
 

@@ -35,7 +35,7 @@ from tools.course.notebook_source import reference_resnet50
 from tools.data import composite_hands, real_splits
 from tools.model import evaluate
 
-SEED = 2015
+SEED = 2016  # the shipped model's: judged on the wild validation sessions, seeds 2015 and 2017 trained worse ones (models/README.md)
 BATCH_SIZE = 32
 EPOCHS = 28
 LEARNING_RATE = 3e-4  # the peak, after one epoch of warm-up; 1e-3 made ResNet50 unstable from scratch
