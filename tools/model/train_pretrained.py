@@ -43,6 +43,7 @@ COMPOSITES_PER_HAND = 2
 WILD_REPEATS = 2
 NO_HAND_SHARE = 0.1  # backgrounds alone, as a share of the images with a hand
 NO_HAND = -1  # the label of a photo of no hand: its target is 1/6 for every digit
+RESUME_FOLDER = "resume"  # inside --work: where BackupAndRestore keeps an interrupted run, and what check_resume_settings checks
 ROOM_SIZE = 128  # the wild photos' corners are read at this size, so that enlarged they stay sharp
 
 
@@ -101,17 +102,17 @@ def check_resume_settings(work: Path, settings: dict) -> None:
     Keras's BackupAndRestore resumes whatever checkpoint it finds, so without this check a run
     with another seed, length or data would silently continue the interrupted one.
     """
-    recorded = work / "resume-settings.json"
-    if (work / "resume").is_dir() and recorded.is_file():
+    recorded, resume = work / "resume-settings.json", work / RESUME_FOLDER
+    if resume.is_dir() and recorded.is_file():
         try:
             before = json.loads(recorded.read_text())
         except ValueError as error:
-            raise ResumeMismatch(f"{recorded} cannot be read ({error}); delete {work / 'resume'} to start afresh.") from None
+            raise ResumeMismatch(f"{recorded} cannot be read ({error}); delete {resume} to start afresh.") from None
         changed = [f"{name} {before.get(name)!r}, now {value!r}" for name, value in settings.items() if before.get(name) != value]
         if changed:
             raise ResumeMismatch(
-                f"{work / 'resume'} holds an interrupted run with other settings ({'; '.join(changed)}). "
-                f"Run again with its settings to resume it, or delete {work / 'resume'} to start afresh."
+                f"{resume} holds an interrupted run with other settings ({'; '.join(changed)}). "
+                f"Run again with its settings to resume it, or delete {resume} to start afresh."
             )
     work.mkdir(parents=True, exist_ok=True)
     recorded.write_text(json.dumps(settings, indent=1) + "\n")
@@ -181,7 +182,7 @@ def main() -> None:
         epochs=args.epochs,
         shuffle=False,  # the pipeline shuffles already
         callbacks=[
-            tf.keras.callbacks.BackupAndRestore(str(args.work / "resume")),
+            tf.keras.callbacks.BackupAndRestore(str(args.work / RESUME_FOLDER)),
             tf.keras.callbacks.ModelCheckpoint(str(args.work / "last.weights.h5"), save_weights_only=True),
         ],
     )
