@@ -109,7 +109,7 @@ bench-data: $(READY)
 
 # Prints the accuracy on real photos of a model trained on generated data only.
 realism: $(READY)
-	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)") $(if $(WILD),--wild "$(WILD)")
+	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(SILHOUETTES),--silhouettes)
 
 # Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: Sign Language Digits; WILD=DIR: the wild photos; EPOCHS=N;
 # SEED=N: another draw of the composites, data order and augmentation than the shipped model's 2016).

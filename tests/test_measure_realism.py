@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 import resnets_utils
+from tools.data.measure_realism import silhouettes
 
 
 def photo_folder(folder: Path, seed: int) -> Path:
@@ -56,3 +57,23 @@ def test_a_folder_without_photos_is_named(tiny_signs, tmp_path):
     result = measure(tiny_signs, "--real", str(tmp_path / "empty"), "--models", "1")
     assert result.returncode != 0 and str(tmp_path / "empty") in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_silhouette_keeps_the_hands_shape_and_drops_its_painting():
+    wall = np.full((64, 64, 3), 200, dtype=np.uint8)
+    wall[20:44, 24:40] = (210, 150, 120)  # a skin-coloured block
+    wall[28:36, 28:36] = (120, 80, 60)  # in shadow: still hand
+    shape = silhouettes(wall[None])[0]
+    assert shape.shape == (64, 64, 3) and shape.dtype == np.uint8
+    assert (shape[22:42, 26:38] == 255).all(), "the whole hand, its shadowed part too, is white"
+    assert (shape[:12] == 0).all() and (shape[:, :16] == 0).all(), "the wall is black"
+
+
+def test_with_silhouettes_it_measures_the_plain_wall_photos_shapes_and_says_why_not_the_wild_ones(tiny_signs, tmp_path):
+    real, wild = photo_folder(tmp_path / "real", 1), photo_folder(tmp_path / "wild", 2)
+    result = measure(tiny_signs, "--real", str(real), "--wild", str(wild), "--models", "1", "--silhouettes")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "note: silhouettes need plain walls; the wild photos are not measured." in result.stdout
+    assert "Trained 1 model on 12 generated images (their silhouettes) only." in result.stdout
+    assert f"Synthetic-to-real accuracy, silhouettes of the real photos from {real}: " in result.stdout
+    assert "wild photos from" not in result.stdout

@@ -1,6 +1,6 @@
 """How real is the kit's generated data? Train on it alone, test on real hand photos.
 
-`python -m tools.data.measure_realism [--real DIR] [--wild DIR] [--models N]` trains small
+`python -m tools.data.measure_realism [--real DIR] [--wild DIR] [--models N] [--silhouettes]` trains small
 CNNs on the kit's generated SIGNS training set only and prints their accuracy on real photos
 of the same six digits: Sign Language Digits, hands on plain walls (default
 ../shared/data/sign-language-digits), and the photos of hands in everyday rooms (default
@@ -9,6 +9,10 @@ say whether a model that learned from the kit's data can read a real hand; datas
 reports them. The figure is the mean over several models that differ only in their seed: on
 photos unlike its training data one model's accuracy swings by tens of points with its seed
 (18.5% to 55.2% for three seeds on the same data), so one model says little.
+
+`--silhouettes` trains and tests on the hands' silhouettes instead (plain-wall photos only):
+it separates the hands' shapes from how they are painted, so that work on the generator
+knows which of the two keeps real photos from being read.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import resnets_utils
+from tools.data.composite_hands import hand_mask
 from tools.data.import_photos import PhotoFolderError, read_photo_folder
 
 DEFAULT_REAL = resnets_utils.KIT_DIR.parent / "shared" / "data" / "sign-language-digits"
@@ -32,6 +37,15 @@ def standardize(images):
     mean = keras.ops.mean(images, axis=(1, 2, 3), keepdims=True)
     std = keras.ops.std(images, axis=(1, 2, 3), keepdims=True)
     return (images - mean) / (std + 1e-6)
+
+
+def silhouettes(images: np.ndarray) -> np.ndarray:
+    """The hands' silhouettes, as uint8 white-on-black RGB images: the shape of each hand without how it is painted.
+
+    The mask is `composite_hands.hand_mask`'s colour rule, so it is only meaningful on plain walls.
+    """
+    masks = np.stack([hand_mask(image) for image in images])
+    return np.repeat((masks[..., None] * 255 + 0.5).astype(np.uint8), 3, axis=-1)
 
 
 def small_cnn(seed: int):
@@ -85,11 +99,18 @@ def main() -> None:
         "--models", type=int, default=5,
         help="models trained, with seeds --seed, --seed+1, ... (one model's figure swings by tens of points with its seed)",
     )
+    parser.add_argument(
+        "--silhouettes", action="store_true",
+        help="train and test on the hands' silhouettes only (plain-wall photos; the wild ones are skipped): "
+        "do the generated hands have the real ones' shapes, however they are painted?",
+    )
     args = parser.parse_args()
 
     x_train, y_train, _, _, _ = resnets_utils.load_dataset(args.data)
     folders = {f"real photos from {args.real}": args.real}
-    if args.wild.is_dir():
+    if args.silhouettes:
+        print("note: silhouettes need plain walls; the wild photos are not measured.")
+    elif args.wild.is_dir():
         folders[f"wild photos from {args.wild}"] = args.wild
     else:
         print(f"note: no wild photos at {args.wild}; only {args.real} is measured.")
@@ -97,6 +118,9 @@ def main() -> None:
         sources = {source: read_photo_folder(folder)[:2] for source, folder in folders.items()}
     except PhotoFolderError as error:
         raise SystemExit(f"Error: {error}") from None
+    if args.silhouettes:
+        x_train = silhouettes(x_train)
+        sources = {f"silhouettes of the {source}": (silhouettes(x), y) for source, (x, y) in sources.items()}
 
     predictions: dict[str, list[np.ndarray]] = {source: [] for source in sources}
     for seed in range(args.seed, args.seed + args.models):
@@ -105,7 +129,9 @@ def main() -> None:
         model.fit(resnets_utils.preprocess(x_train), y_train.ravel(), epochs=args.epochs, batch_size=32, verbose=2)
         for source, (x_real, _) in sources.items():
             predictions[source].append(model.predict(resnets_utils.preprocess(x_real), verbose=0).argmax(axis=1))
-    print(f"\nTrained {args.models} models on {len(x_train)} generated images only.")
+    shapes = " (their silhouettes)" if args.silhouettes else ""
+    models = f"{args.models} model{'s' if args.models != 1 else ''}"
+    print(f"\nTrained {models} on {len(x_train)} generated images{shapes} only.")
     for source, (_, y_real) in sources.items():
         report(predictions[source], y_real, source)
 
