@@ -83,7 +83,7 @@ def report(predictions: list[np.ndarray], labels: np.ndarray, source: str) -> No
         print(f"  {digit}: {np.mean(predicted[mine] == digit):6.1%} of {mine.sum()}   [{counts}]")
     each = [float(np.mean(p == labels)) for p in predictions]
     print(
-        f"Synthetic-to-real accuracy, {source}: {np.mean(each):.1%}, the mean of {len(each)} models "
+        f"Synthetic-to-real accuracy, {source}: {np.mean(each):.1%}, the mean of {len(each)} model{'s' if len(each) != 1 else ''} "
         f"({', '.join(f'{a:.1%}' for a in each)}; chance: 16.7%)"
     )
 
