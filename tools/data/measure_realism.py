@@ -73,6 +73,11 @@ def small_cnn(seed: int):
     return model
 
 
+def models(count: int) -> str:
+    """'1 model', '5 models'."""
+    return f"{count} model{'' if count == 1 else 's'}"
+
+
 def report(predictions: list[np.ndarray], labels: np.ndarray, source: str) -> None:
     """Print, over all the seeds' models, how each digit's photos were read, and each model's accuracy and their mean."""
     print(f"\n{source}, {len(labels)} photos. True digit: accuracy, then how its photos were read as 0 1 2 3 4 5 (all models)")
@@ -83,7 +88,7 @@ def report(predictions: list[np.ndarray], labels: np.ndarray, source: str) -> No
         print(f"  {digit}: {np.mean(predicted[mine] == digit):6.1%} of {mine.sum()}   [{counts}]")
     each = [float(np.mean(p == labels)) for p in predictions]
     print(
-        f"Synthetic-to-real accuracy, {source}: {np.mean(each):.1%}, the mean of {len(each)} model{'s' if len(each) != 1 else ''} "
+        f"Synthetic-to-real accuracy, {source}: {np.mean(each):.1%}, the mean of {models(len(each))} "
         f"({', '.join(f'{a:.1%}' for a in each)}; chance: 16.7%)"
     )
 
@@ -130,8 +135,7 @@ def main() -> None:
         for source, (x_real, _) in sources.items():
             predictions[source].append(model.predict(resnets_utils.preprocess(x_real), verbose=0).argmax(axis=1))
     shapes = " (their silhouettes)" if args.silhouettes else ""
-    models = f"{args.models} model{'s' if args.models != 1 else ''}"
-    print(f"\nTrained {models} on {len(x_train)} generated images{shapes} only.")
+    print(f"\nTrained {models(args.models)} on {len(x_train)} generated images{shapes} only.")
     for source, (_, y_real) in sources.items():
         report(predictions[source], y_real, source)
 
