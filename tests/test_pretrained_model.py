@@ -15,11 +15,11 @@ from tools.model import evaluate
 
 KIT, SLD, WILD = "kit SIGNS test set", "held-out SLD fifth", "held-out wild sessions"
 # Mean per-class accuracy, as predict_digit reads a photo (with its mirror image). Kit and SLD: the goals,
-# 99% and 98% (today 99.2%, one 3 read as a 4 with a margin of 0.74, the other 119 right by at least 0.31, and 100.0%).
+# 99% and 98% (today 99.2%, one 3 read as a 4 with a margin of 0.59, the other 119 right by at least 0.45, and 100.0%).
 # Wild, which misses its 95% goal (the model card says by how much and why): a floor a little under today's 53.6%,
 # so that no retraining makes it worse unnoticed.
 MEAN_CLASS_ACCURACY_AT_LEAST = {KIT: 0.99, SLD: 0.98, WILD: 0.50}
-CALIBRATION_ERROR_AT_MOST = {KIT: 0.05, SLD: 0.05, WILD: 0.15}  # today 0.023, 0.011, 0.065
+CALIBRATION_ERROR_AT_MOST = {KIT: 0.05, SLD: 0.05, WILD: 0.15}  # today 0.019, 0.011, 0.065
 ANSWERS_RIGHT_ON_WILD_TEST_AT_LEAST = 0.85  # chosen for 95% on the validation sessions; 98.3% today
 NO_HAND_NOT_SURE_AT_LEAST = 0.7  # "mostly"; today 90% of the drawn rooms, 95% of the cats, 100% of the walls
 
