@@ -200,9 +200,9 @@ def render_sign(digit: int, rng: np.random.Generator, size: int = SIZE) -> np.nd
     skin = _skin_tone(rng)
     brightness = rng.uniform(0.85, 1.1) * (0.6 + 0.4 * roundness) * light * (1 + 0.06 * _texture(rng, 2.0))
     lines = np.asarray(outlines.filter(ImageFilter.GaussianBlur(SCALE * 0.5)), dtype=np.float32) / 255.0
-    # Dark creases where parts overlap, as in a photo's folded fingers and thumb in front of the palm: with
-    # 20-50% darkening instead of 10-25%, models trained on these images read real photos 12 points better
-    # (make realism, ten models; datasets/README.md).
+    # Each part's outline darkens the skin, which marks folded fingers and a thumb in front of the palm as a
+    # photo's creases do: with 20-50% darkening instead of 10-25%, models trained on these images read real
+    # photos 12 points better (make realism, ten models; datasets/README.md).
     brightness *= 1.0 - rng.uniform(0.2, 0.5) * lines
     skin_rgb = skin[None, None, :] * brightness[:, :, None]
 
