@@ -107,9 +107,10 @@ bench-profile: $(READY)
 bench-data: $(READY)
 	$(BIN)/python -m tools.data.make_signs --out build/bench-data
 
-# Prints the accuracy on real photos of a model trained on generated data only.
+# Prints the accuracy on real photos of a model trained on generated data only
+# (PER_CLASS=N: on N freshly generated images of each digit instead of the shipped 180).
 realism: $(READY)
-	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(SILHOUETTES),--silhouettes)
+	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(SILHOUETTES),--silhouettes) $(if $(PER_CLASS),--train-per-class $(PER_CLASS))
 
 # Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: Sign Language Digits; WILD=DIR: the wild photos; EPOCHS=N;
 # SEED=N: another draw of the composites, data order and augmentation than the shipped model's 2016).

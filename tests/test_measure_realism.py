@@ -77,3 +77,24 @@ def test_with_silhouettes_it_measures_the_plain_wall_photos_shapes_and_says_why_
     assert "Trained 1 model on 12 generated images (their silhouettes) only." in result.stdout
     assert f"Synthetic-to-real accuracy, silhouettes of the real photos from {real}: " in result.stdout
     assert "wild photos from" not in result.stdout
+
+
+def test_it_can_train_on_more_freshly_generated_images_than_the_shipped_set(tmp_path):
+    real = photo_folder(tmp_path / "real", 1)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.data.measure_realism", "--train-per-class", "3", "--epochs", "1", "--models", "1",
+         "--real", str(real), "--wild", str(tmp_path / "absent")],
+        cwd=resnets_utils.KIT_DIR, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Trained 1 model on 18 generated images only." in result.stdout
+
+
+def test_the_number_of_generated_images_must_be_a_whole_positive_number(tiny_signs):
+    result = measure(tiny_signs, "--train-per-class", "3")
+    assert result.returncode == 2 and "not allowed with argument --data" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.data.measure_realism", "--train-per-class", "0"],
+        cwd=resnets_utils.KIT_DIR, capture_output=True, text=True,
+    )
+    assert result.returncode == 2 and "expected a whole number of at least 1, got '0'" in result.stderr

@@ -1,6 +1,6 @@
 """How real is the kit's generated data? Train on it alone, test on real hand photos.
 
-`python -m tools.data.measure_realism [--real DIR] [--wild DIR] [--models N] [--silhouettes]` trains small
+`python -m tools.data.measure_realism [--real DIR] [--wild DIR] [--models N] [--train-per-class N] [--silhouettes]` trains small
 CNNs on the kit's generated SIGNS training set only and prints their accuracy on real photos
 of the same six digits: Sign Language Digits, hands on plain walls (default
 ../shared/data/sign-language-digits), and the photos of hands in everyday rooms (default
@@ -9,6 +9,10 @@ say whether a model that learned from the kit's data can read a real hand; datas
 reports them. The figure is the mean over several models that differ only in their seed: on
 photos unlike its training data one model's accuracy swings by tens of points with its seed
 (18.5% to 55.2% for three seeds on the same data), so one model says little.
+
+`--train-per-class N` trains on N freshly generated images of each digit instead of the shipped
+180 (the same generator and seed as `make_signs`): it tells how much of the gap is the
+generator's drawing and how much the small number of images the course's format holds.
 
 `--silhouettes` trains and tests on the hands' silhouettes instead (plain-wall photos only):
 it separates the hands' shapes from how they are painted, so that work on the generator
@@ -23,8 +27,11 @@ from pathlib import Path
 import numpy as np
 
 import resnets_utils
+from tools import at_least
+from tools.data import signs_generator
 from tools.data.composite_hands import hand_mask
 from tools.data.import_photos import PhotoFolderError, read_photo_folder
+from tools.data.make_signs import TRAIN_SEED
 
 DEFAULT_REAL = resnets_utils.KIT_DIR.parent / "shared" / "data" / "sign-language-digits"
 DEFAULT_WILD = DEFAULT_REAL.parent / "hands-in-the-wild"
@@ -37,6 +44,17 @@ def standardize(images):
     mean = keras.ops.mean(images, axis=(1, 2, 3), keepdims=True)
     std = keras.ops.std(images, axis=(1, 2, 3), keepdims=True)
     return (images - mean) / (std + 1e-6)
+
+
+def generated_training_set(folder: Path | None, per_class: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The SIGNS training images and labels: freshly generated, `per_class` of each digit, or read from `folder`'s file."""
+    if per_class is None:
+        x_train, y_train, _, _, _ = resnets_utils.load_dataset(folder)
+        return x_train, y_train.ravel()
+    from tqdm import tqdm
+
+    with tqdm(total=6 * per_class, desc="generating", unit="img") as bar:
+        return signs_generator.make_split(per_class, TRAIN_SEED, on_image=bar.update)
 
 
 def silhouettes(images: np.ndarray) -> np.ndarray:
@@ -97,7 +115,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL, help="Sign Language Digits or other real photos, DIR/<digit>/*.jpg")
     parser.add_argument("--wild", type=Path, default=DEFAULT_WILD, help="photos of hands in everyday rooms, DIR/<digit>/*.jpg (skipped when absent)")
-    parser.add_argument("--data", type=Path, default=None, help="folder of the generated SIGNS files")
+    training = parser.add_mutually_exclusive_group()
+    training.add_argument("--data", type=Path, default=None, help="folder of the generated SIGNS files (default: the shipped ones)")
+    training.add_argument(
+        "--train-per-class", type=at_least(1), default=None, metavar="N",
+        help="train on N freshly generated images of each digit instead (the shipped set has 180)",
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="the first model's seed")
     parser.add_argument(
@@ -111,7 +134,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    x_train, y_train, _, _, _ = resnets_utils.load_dataset(args.data)
+    x_train, y_train = generated_training_set(args.data, args.train_per_class)
     folders = {f"real photos from {args.real}": args.real}
     if args.silhouettes:
         print("note: silhouettes need plain walls; the wild photos are not measured.")
@@ -131,7 +154,7 @@ def main() -> None:
     for seed in range(args.seed, args.seed + args.models):
         print(f"\nModel {seed - args.seed + 1} of {args.models} (seed {seed})")
         model = small_cnn(seed)
-        model.fit(resnets_utils.preprocess(x_train), y_train.ravel(), epochs=args.epochs, batch_size=32, verbose=2)
+        model.fit(resnets_utils.preprocess(x_train), y_train, epochs=args.epochs, batch_size=32, verbose=2)
         for source, (x_real, _) in sources.items():
             predictions[source].append(model.predict(resnets_utils.preprocess(x_real), verbose=0).argmax(axis=1))
     shapes = " (their silhouettes)" if args.silhouettes else ""

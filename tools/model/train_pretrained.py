@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import resnets_utils
+from tools import at_least
 from tools.course.notebook_source import reference_resnet50
 from tools.data import composite_hands, real_splits
 from tools.model import evaluate
@@ -116,21 +117,6 @@ def check_resume_settings(work: Path, settings: dict) -> None:
             )
     work.mkdir(parents=True, exist_ok=True)
     recorded.write_text(json.dumps(settings, indent=1) + "\n")
-
-
-def at_least(minimum: int):
-    """An argument type: a whole number no smaller than `minimum`, or argparse's usage error naming the argument."""
-
-    def whole_number(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
-        return value
-
-    return whole_number
 
 
 def folder_or_none(value: str) -> Path | None:
