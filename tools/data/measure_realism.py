@@ -25,6 +25,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 import resnets_utils
 from tools import at_least
@@ -51,8 +52,6 @@ def generated_training_set(folder: Path | None, per_class: int | None) -> tuple[
     if per_class is None:
         x_train, y_train, _, _, _ = resnets_utils.load_dataset(folder)
         return x_train, y_train.ravel()
-    from tqdm import tqdm
-
     with tqdm(total=6 * per_class, desc="generating", unit="img") as bar:
         return signs_generator.make_split(per_class, TRAIN_SEED, on_image=bar.update)
 
