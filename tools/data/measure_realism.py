@@ -120,10 +120,10 @@ def main() -> None:
         "--train-per-class", type=at_least(1), default=None, metavar="N",
         help="train on N freshly generated images of each digit instead (the shipped set has 180)",
     )
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0, help="the first model's seed")
+    parser.add_argument("--epochs", type=at_least(1), default=20)
+    parser.add_argument("--seed", type=at_least(0), default=0, help="the first model's seed")
     parser.add_argument(
-        "--models", type=int, default=5,
+        "--models", type=at_least(1), default=5,
         help="models trained, with seeds --seed, --seed+1, ... (one model's figure swings by tens of points with its seed)",
     )
     parser.add_argument(
