@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import resnets_utils
@@ -24,11 +25,16 @@ def photo_folder(folder: Path, seed: int) -> Path:
     return folder
 
 
-def measure(tiny_signs: Path, *args: str) -> subprocess.CompletedProcess:
+def realism(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tools.data.measure_realism", "--data", str(tiny_signs), "--epochs", "1", *args],
+        [sys.executable, "-m", "tools.data.measure_realism", *args],
         cwd=resnets_utils.KIT_DIR, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
     )
+
+
+def measure(tiny_signs: Path, *args: str) -> subprocess.CompletedProcess:
+    """One epoch on the tiny generated set."""
+    return realism("--data", str(tiny_signs), "--epochs", "1", *args)
 
 
 def test_it_reports_the_accuracy_on_plain_wall_and_wild_photos_per_digit(tiny_signs, tmp_path):
@@ -81,20 +87,18 @@ def test_with_silhouettes_it_measures_the_plain_wall_photos_shapes_and_says_why_
 
 def test_it_can_train_on_more_freshly_generated_images_than_the_shipped_set(tmp_path):
     real = photo_folder(tmp_path / "real", 1)
-    result = subprocess.run(
-        [sys.executable, "-m", "tools.data.measure_realism", "--train-per-class", "3", "--epochs", "1", "--models", "1",
-         "--real", str(real), "--wild", str(tmp_path / "absent")],
-        cwd=resnets_utils.KIT_DIR, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
-    )
+    result = realism("--train-per-class", "3", "--epochs", "1", "--models", "1", "--real", str(real), "--wild", str(tmp_path / "absent"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Trained 1 model on 18 generated images only." in result.stdout
 
 
-def test_the_number_of_generated_images_must_be_a_whole_positive_number(tiny_signs):
+def test_it_trains_either_on_a_folder_or_on_fresh_images(tiny_signs):
     result = measure(tiny_signs, "--train-per-class", "3")
     assert result.returncode == 2 and "not allowed with argument --data" in result.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "tools.data.measure_realism", "--train-per-class", "0"],
-        cwd=resnets_utils.KIT_DIR, capture_output=True, text=True,
-    )
-    assert result.returncode == 2 and "expected a whole number of at least 1, got '0'" in result.stderr
+
+
+@pytest.mark.parametrize("argument, value", [("--train-per-class", "0"), ("--models", "0"), ("--epochs", "few"), ("--seed", "-1")])
+def test_a_bad_number_is_named_before_anything_is_read(argument, value):
+    result = realism(argument, value)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"argument {argument}: expected a whole number of at least" in result.stderr and repr(value) in result.stderr
