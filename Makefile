@@ -17,8 +17,8 @@ NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-s
 .PHONY: setup lab test test-all test-portable test-grading test-bench test-browser test-oldest-python data real-data wild-signs bench bench-profile bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade gradescope-autograder
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
-# redone when a requirements file or the Python version changes).
-$(READY): requirements.txt requirements-dev.txt pyproject.toml
+# redone when a requirements file, the environment set-up or the Python version changes).
+$(READY): requirements.txt requirements-dev.txt pyproject.toml tools/course/install_kernel.py
 	@test -n "$(PYTHON_VERSION)" || { echo "No Python found: install Python $(OLDEST_PYTHON_VERSION) to $(firstword $(SUPPORTED_PYTHONS)), or set PYTHON=/path/to/python3"; exit 2; }
 	@case " $(SUPPORTED_PYTHONS) " in *" $(PYTHON_VERSION) "*) ;; *) echo "The kit needs Python $(OLDEST_PYTHON_VERSION) to $(firstword $(SUPPORTED_PYTHONS)) (what TensorFlow 2.21 and the pinned packages support); $(PYTHON) is $(PYTHON_VERSION). Set PYTHON=/path/to/python3.13, or see README.md for conda."; exit 2;; esac
 	$(PYTHON) -m venv --clear $(VENV)

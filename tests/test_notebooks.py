@@ -108,6 +108,7 @@ def test_kits_kernel_keeps_library_log_lines_out_of_the_cells(tmp_path, monkeypa
     install_kernel.main()
     spec = json.loads((tmp_path / "share" / "jupyter" / "kernels" / "resnets-kit" / "kernel.json").read_text())
     assert "--IPKernelApp.capture_fd_output=False" in spec["argv"]
+    assert (install_kernel.site_packages() / install_kernel.ONEDNN_DEFAULT_FILE).read_text() == install_kernel.ONEDNN_DEFAULT_LINE
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

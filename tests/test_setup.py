@@ -75,3 +75,24 @@ def test_makefile_conda_and_pyproject_agree_on_the_supported_pythons():
     assert sorted(supported) == sorted(f"3.{minor}" for minor in minors)
     assert f"- python={supported[0]}" in (KIT / "environment.yml").read_text(), "conda gets the newest supported Python"
     assert f"{sys.version_info.major}.{sys.version_info.minor}" in supported, "the tests run on a supported Python"
+
+
+ONE_CONVOLUTION = "import tensorflow as tf; tf.nn.conv2d(tf.ones((1, 8, 8, 4)), tf.ones((3, 3, 4, 4)), 1, 'SAME')"
+
+
+def convolutions_run_by_onednn(environment: dict[str, str]) -> int:
+    """How many convolutions oneDNN ran when this environment's Python computed one with TensorFlow."""
+    run = subprocess.run([sys.executable, "-c", ONE_CONVOLUTION], env=environment | {"ONEDNN_VERBOSE": "1"},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return sum(",exec,cpu,convolution," in line for line in run.stdout.splitlines())
+
+
+def test_tensorflow_uses_onednn_by_default_in_the_kits_environment_on_any_cpu():
+    """TensorFlow leaves oneDNN off by default on CPUs without AVX-512 (3.5 times slower training there); the
+    environment's start-up file turns it on, and an explicit TF_ENABLE_ONEDNN_OPTS=0 still turns it off."""
+    import os
+
+    environment = {name: value for name, value in os.environ.items() if name != "TF_ENABLE_ONEDNN_OPTS"}
+    assert convolutions_run_by_onednn(environment) == 1, "run `python -m tools.course.install_kernel` (make setup does)"
+    assert convolutions_run_by_onednn(environment | {"TF_ENABLE_ONEDNN_OPTS": "0"}) == 0

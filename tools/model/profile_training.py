@@ -32,7 +32,8 @@ from tools import cpu_model
 
 START, END = "PROFILE-START", "PROFILE-END"
 NO_CONVOLUTION = ("oneDNN timed no convolution: TensorFlow runs its own kernels instead (is TF_ENABLE_ONEDNN_OPTS=0 set?), "
-                  "so there is nothing to break down; unset it and run again.")
+                  "so there is nothing to break down; unset it and run again. (On a CPU without AVX-512 TensorFlow leaves "
+                  "oneDNN off unless TF_ENABLE_ONEDNN_OPTS=1, which the kit's environment sets: run make setup.)")
 PASSES = {"forward_training": "forward", "forward_inference": "forward", "backward_data": "backward to the data",
           "backward_weights": "backward to the weights"}
 
