@@ -270,28 +270,23 @@ def zero_init_residual(model) -> int:
     return len(last)
 
 
-def kernel_gradients_as_matmuls(model, max_map_pixels: int = 16, only_in_bfloat16: bool = True) -> int:
+def kernel_gradients_as_matmuls(model, max_map_pixels: int = 16) -> int:
     """Compute the kernel gradient of `model`'s Conv2D layers with output maps of at most
     `max_map_pixels` pixels (the 4x4 and 2x2 maps of stages 4 and 5, for a 64x64 input) as
-    one matrix product; return how many layers that is (0 for a float32 model, unless
-    `only_in_bfloat16` is False).
+    one matrix product; return how many layers that is.
 
     The gradient of a convolution's kernel is the product of the input's patches with the
     gradient of the output. On those small maps TensorFlow's oneDNN kernel for it is slow on
     some CPUs: on an Intel Xeon with AMX, 16-20 GFLOP/s on 2x2 maps and 50-100 on 4x4, where
     `tf.matmul` does the same sums at 190-450, and a training step at batch 32 took about a
     third less time; taking 8x8 maps too gained nothing (`make bench-profile`,
-    models/README.md). In float32 it is a loss: on an AMD EPYC with AVX2 only, whose CPU has no
-    bfloat16, training took 27.3 img/s with it against 44.9 without; so by default only models
-    that compute in bfloat16 (built under `fast_precision()` on a CPU that has it) change.
-    With oneDNN off it costs nothing. The numbers are the same up to rounding; weights,
-    forward pass and saved model do not change. Layers with dilation, groups or
-    channels-first data keep TensorFlow's own gradient.
+    models/README.md). On an AMD EPYC with AVX2 only, in float32, it made no clear difference
+    (36.5 against 35.1 img/s, the means of three alternating runs; README.md). With oneDNN
+    off it costs nothing. The numbers are the same up to rounding; weights, forward pass and
+    saved model do not change. Layers with dilation, groups or channels-first data keep
+    TensorFlow's own gradient.
     """
     import tensorflow as tf
-
-    if only_in_bfloat16 and model.dtype_policy.compute_dtype != "bfloat16":
-        return 0
 
     def matmul_gradient_convolution(layer, inputs, kernel):
         strides, padding = list(layer.strides), layer.padding.upper()

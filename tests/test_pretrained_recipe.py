@@ -164,7 +164,7 @@ def convolution_gradients(conv, x, max_map_pixels: int | None):
 
     model = tf.keras.Sequential([tf.keras.Input(x.shape[1:]), conv])
     if max_map_pixels is not None:
-        assert resnets_utils.kernel_gradients_as_matmuls(model, max_map_pixels, only_in_bfloat16=False) == 1
+        assert resnets_utils.kernel_gradients_as_matmuls(model, max_map_pixels) == 1
     inputs = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
@@ -190,37 +190,19 @@ def test_kernel_gradients_as_matmuls_equal_tensorflows_own(kernel, stride, paddi
         np.testing.assert_allclose(as_matmul, own, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
-def resnet50_in(precision: str):
-    """The notebooks' ResNet50, built under the Keras dtype policy `precision`."""
-    import tensorflow as tf
-
-    tf.keras.mixed_precision.set_global_policy(precision)
-    try:
-        return reference_resnet50()(input_shape=(64, 64, 3), classes=6)
-    finally:
-        tf.keras.mixed_precision.set_global_policy("float32")
-
-
 def test_kernel_gradients_as_matmuls_change_only_stages_4_and_5_of_resnet50_and_not_its_saved_form():
-    model = resnet50_in("mixed_bfloat16")
+    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
     saved = model.to_json()
     assert resnets_utils.kernel_gradients_as_matmuls(model) == 19 + 10, "stage 4: 6 blocks of 3 and a shortcut; stage 5: 3 and 1"
     assert {layer.name[3] for layer in model.layers if "convolution_op" in vars(layer)} == {"4", "5"}
     assert model.to_json() == saved
 
 
-def test_kernel_gradients_as_matmuls_leave_a_float32_model_alone_where_they_were_slower():
-    model = resnet50_in("float32")
-    assert resnets_utils.kernel_gradients_as_matmuls(model) == 0
-    assert not any("convolution_op" in vars(layer) for layer in model.layers)
-    assert resnets_utils.kernel_gradients_as_matmuls(model, only_in_bfloat16=False) == 19 + 10
-
-
 def test_kernel_gradients_as_matmuls_leave_dilated_convolutions_to_tensorflow():
     import tensorflow as tf
 
     model = tf.keras.Sequential([tf.keras.Input((6, 6, 2)), tf.keras.layers.Conv2D(2, 3, dilation_rate=2)])
-    assert resnets_utils.kernel_gradients_as_matmuls(model, 10**6, only_in_bfloat16=False) == 0
+    assert resnets_utils.kernel_gradients_as_matmuls(model, 10**6) == 0
 
 
 def test_warmup_cosine_climbs_for_one_epoch_then_falls_to_zero_at_the_last_step():

@@ -89,7 +89,7 @@ def convolutions_run_by_onednn(environment: dict[str, str]) -> int:
 
 
 def test_tensorflow_uses_onednn_by_default_in_the_kits_environment_on_any_cpu():
-    """TensorFlow leaves oneDNN off by default on CPUs without AVX-512 (3.5 times slower training there); the
+    """TensorFlow leaves oneDNN off by default on CPUs without AVX-512 (training about three times slower there); the
     environment's start-up file turns it on, and an explicit TF_ENABLE_ONEDNN_OPTS=0 still turns it off."""
     import os
 

@@ -27,12 +27,9 @@ def test_it_times_every_kind_of_convolution_and_the_matrix_products_of_stages_4_
     assert run.stdout.startswith("CPU: ")
     for work in ("backward to the weights", "backward to the data", "forward"):
         assert f"convolutions, {work}" in run.stdout
+    assert "matrix products" in run.stdout
     assert "32x32 maps:" in run.stdout  # conv1's maps (64x64 input)
-    if resnets_utils.fast_precision() == "mixed_bfloat16":  # the recipe computes stages 4 and 5's kernel gradients as matrix products
-        assert "matrix products" in run.stdout
-        assert "4x4 maps:" not in run.stdout and "2x2 maps:" not in run.stdout
-    else:  # in float32 they were slower, so oneDNN's convolutions compute them
-        assert "4x4 maps:" in run.stdout and "2x2 maps:" in run.stdout
+    assert "4x4 maps:" not in run.stdout and "2x2 maps:" not in run.stdout  # stages 4 and 5's: matrix products
 
 
 def test_with_tensorflows_own_kernel_gradients_it_times_the_small_maps_of_stages_4_and_5_too():

@@ -7,7 +7,7 @@ runs Jupyter instead of into the notebook, so cells show only what the course pr
 
 oneDNN: on a CPU without AVX-512 (an AMD EPYC with AVX2 only, 2026-12-03) TensorFlow 2.21
 leaves its oneDNN kernels off unless TF_ENABLE_ONEDNN_OPTS=1, and trains the course's
-ResNet50 about 3.5 times slower (12.8 against 44.9 img/s, models/README.md). TensorFlow reads
+ResNet50 about three times slower (12.8 against about 36 img/s, README.md). TensorFlow reads
 the variable once, when it is imported, and the notebooks import it before any of the kit's
 code runs; so the default is set where every Python of this environment starts: a `.pth`
 file in its site-packages, which Python runs at start-up (the kernel, `make` targets,
