@@ -11,8 +11,8 @@ ResNet50 about three times slower (12.8 against about 36 img/s, README.md). Tens
 the variable once, when it is imported, and the notebooks import it before any of the kit's
 code runs; so the default is set where every Python of this environment starts: a `.pth`
 file in its site-packages, which Python runs at start-up (the kernel, `make` targets and
-tests alike). It only sets a default: an explicit
-TF_ENABLE_ONEDNN_OPTS=0 (`make test-oldest-python`) still turns oneDNN off.
+tests alike). It only sets a default: an explicit TF_ENABLE_ONEDNN_OPTS=0 (`make
+test-oldest-python`) still turns oneDNN off.
 """
 
 from __future__ import annotations
