@@ -330,6 +330,8 @@ onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:amx,backward_weig
 onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:amx,backward_weights,src:bf16,,,mb128_ic64oc64_ih15oh15kh1sh1dh0ph0,20
 onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:bf16,,,64x3x3x3,8
 onednn_verbose,v1,primitive,exec,cpu,pooling,jit:avx512,forward_training,src:bf16,,,mb2ic64_ih32oh15kh3,0.5
+onednn_verbose,v1,primitive,exec,cpu,matmul,brg_matmul:avx10_1_512_amx,undef,src:bf16,,,4608x128:128x512,3
+onednn_verbose,v1,primitive,exec,cpu,gemm_api,,undef,src_f32::blocked:ba:f0 wei_f32::blocked:ab:f0,,,512x8:8x2048,4
 PROFILE-END 0.400
 onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:amx,backward_weights,src:bf16,,,mb8_ic4oc4_ih2oh2kh3sh1dh0ph1_iw2ow2kw3sw1dw0pw1,500
 """
@@ -341,11 +343,11 @@ def test_make_bench_profile_sums_onednns_timings_by_kind_of_work_and_map_size():
     profile = profile_training.summarise(ONEDNN_LOG.splitlines())  # only what lies between the marks counts
     assert profile.isa == "Intel AVX-512 with float16, Intel AMX" and profile.weights_kernels == ["brgconv_bwd_w:amx"]
     assert profile.by_work == {"convolutions, forward": 1.5, "convolutions, backward to the weights": 260.0,
-                               "reorders": 8.0, "other oneDNN work": 0.5}
+                               "reorders": 8.0, "matrix products": 7.0, "other oneDNN work": 0.5}
     two_by_two = 2 * 128 * 2 * 2 * 512 * 512 * 3 * 3
     assert profile.weights_by_map == {"2x2": (240.0, 2, 2 * two_by_two), "15x15": (20.0, 1, 2 * 128 * 15 * 15 * 64 * 64)}
     text = profile_training.report(profile, steps=1, wall_seconds=0.4)
-    assert "0.40 s per training step" in text and "per step (0.27 s;" in text
+    assert "0.40 s per training step" in text and "per step (0.28 s;" in text
     assert f"2x2 maps:   0.24 s for  2.0 convolutions, {2 * two_by_two / 240 / 1e6:6.1f} GFLOP/s" in text
     assert text.index("backward to the weights") < text.index("reorders")  # the largest share first
 

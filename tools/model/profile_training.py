@@ -36,6 +36,9 @@ NO_CONVOLUTION = ("oneDNN timed no convolution: TensorFlow runs its own kernels 
                   "oneDNN off unless TF_ENABLE_ONEDNN_OPTS=1, which the kit's environment sets: run make setup.)")
 PASSES = {"forward_training": "forward", "forward_inference": "forward", "backward_data": "backward to the data",
           "backward_weights": "backward to the weights"}
+# TensorFlow's MatMul reaches oneDNN as its matmul primitive, or as its BLAS-style sgemm call, which oneDNN prints as
+# gemm_api (in float32 on an AMD EPYC with AVX2 only, 2026-12-03): both are the recipe's matrix products.
+OTHER_WORK = {"reorder": "reorders", "matmul": "matrix products", "gemm_api": "matrix products"}
 
 
 class ProfileError(RuntimeError):
@@ -122,7 +125,7 @@ def summarise(lines: list[str]) -> Profile:
                     entry[2] += shape.flops
                     weights_kernels.add(column("implementation"))
             else:
-                by_work[{"reorder": "reorders", "matmul": "matrix products"}.get(primitive, "other oneDNN work")] += milliseconds
+                by_work[OTHER_WORK.get(primitive, "other oneDNN work")] += milliseconds
     if not any(work.startswith("convolutions") for work in by_work):
         raise ProfileError(NO_CONVOLUTION)
     return Profile(dict(by_work), {size: tuple(entry) for size, entry in weights_by_map.items()}, sorted(weights_kernels), isa)
