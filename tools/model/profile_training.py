@@ -37,7 +37,8 @@ NO_CONVOLUTION = ("oneDNN timed no convolution: TensorFlow runs its own kernels 
 PASSES = {"forward_training": "forward", "forward_inference": "forward", "backward_data": "backward to the data",
           "backward_weights": "backward to the weights"}
 # TensorFlow's MatMul reaches oneDNN as its matmul primitive, or as its BLAS-style sgemm call, which oneDNN prints as
-# gemm_api (in float32 on an AMD EPYC with AVX2 only, 2026-12-03): both are the recipe's matrix products.
+# gemm_api (in float32 on an AMD EPYC with AVX2 only, 2026-12-03): both are matrix products, the recipe's kernel
+# gradients and the classifier's.
 OTHER_WORK = {"reorder": "reorders", "matmul": "matrix products", "gemm_api": "matrix products"}
 
 
