@@ -46,7 +46,7 @@ GRADING_TESTS := tests/test_grader_catches_mistakes.py tests/test_grading.py tes
 # The course: nbval over every notebook, and every test but the browser ones and the grader's end-to-end ones.
 # Run by two pytest workers (pytest-xdist), each test file or notebook kept whole on one of them: most tests wait
 # on one core (a child Python importing TensorFlow), so the other core was idle much of the time. On the 2-core AMD
-# EPYC with AVX2 only this took make test from 13:20-13:56 to 8:25-10:01 (three fresh clones, 2026-12-03). TEST_WORKERS=0 runs
+# EPYC with AVX2 only this took make test from 13:20-13:56 to 6:27-10:01 (five fresh clones, 2026-12-03). TEST_WORKERS=0 runs
 # it in one process.
 TEST_WORKERS ?= 2
 test: $(READY)
