@@ -280,8 +280,8 @@ def kernel_gradients_as_matmuls(model, max_map_pixels: int = 16) -> int:
     some CPUs: on an Intel Xeon with AMX, 16-20 GFLOP/s on 2x2 maps and 50-100 on 4x4, where
     `tf.matmul` does the same sums at 190-450, and a training step at batch 32 took about a
     third less time; taking 8x8 maps too gained nothing (`make bench-profile`,
-    models/README.md). On an AMD EPYC with AVX2 only, in float32, it made no clear difference
-    (36.5 against 35.1 img/s, the means of three alternating runs; README.md). With oneDNN
+    models/README.md). On an AMD EPYC with AVX2 only, in float32, it gained a little (52.3
+    against 49.0 img/s, two alternating rounds; README.md), and 8x8 maps again nothing. With oneDNN
     off it costs nothing. The numbers are the same up to rounding; weights, forward pass and
     saved model do not change. Layers with dilation, groups or channels-first data keep
     TensorFlow's own gradient.
