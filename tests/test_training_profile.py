@@ -30,6 +30,8 @@ def test_it_times_every_kind_of_convolution_and_the_matrix_products_of_stages_4_
     assert "matrix products" in run.stdout
     assert "32x32 maps:" in run.stdout  # conv1's maps (64x64 input)
     assert "4x4 maps:" not in run.stdout and "2x2 maps:" not in run.stdout  # stages 4 and 5's: matrix products
+    assert "The step's arithmetic: 2 images x 1.83 GFLOP" in run.stdout  # the course's ResNet50 on 64x64 images
+    assert "matrix product in float32 reaches" in run.stdout or "in bfloat16 reaches" in run.stdout
 
 
 def test_with_tensorflows_own_kernel_gradients_it_times_the_small_maps_of_stages_4_and_5_too():
@@ -38,6 +40,17 @@ def test_with_tensorflows_own_kernel_gradients_it_times_the_small_maps_of_stages
         pytest.skip("oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0): there are no oneDNN timings; the refusal is tested above")
     assert run.returncode == 0, run.stderr[-2000:]
     assert "2x2 maps:" in run.stdout and "4x4 maps:" in run.stdout and "32x32 maps:" in run.stdout
+
+
+def test_a_training_step_counts_forward_and_both_backward_passes_but_not_the_images_gradient():
+    import tensorflow as tf
+
+    from tools.model.profile_training import training_flops_per_image
+
+    model = tf.keras.Sequential([tf.keras.Input((4, 4, 1)), tf.keras.layers.Conv2D(2, 3, padding="same"),
+                                 tf.keras.layers.Flatten(), tf.keras.layers.Dense(3)])
+    convolution, classifier = 2 * (4 * 4 * 2) * (3 * 3 * 1), 2 * 32 * 3  # multiply-adds of each output, times two
+    assert training_flops_per_image(model) == 3 * (convolution + classifier) - convolution
 
 
 def test_it_names_a_run_larger_than_the_training_set_before_starting_one():

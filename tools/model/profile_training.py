@@ -4,7 +4,8 @@ Times a few training steps of the kit's recipe (the notebooks' ResNet50, its tf.
 `resnets_utils.fast_precision`) in a child process with oneDNN's own timings on
 (ONEDNN_VERBOSE=profile_exec), and prints per step: the wall time, oneDNN's time by kind of
 work (convolutions forward, backward to the data, backward to the weights; reorders; the
-rest), and the backward-weights convolutions by feature-map size with the speed each reached.
+rest), the backward-weights convolutions by feature-map size with the speed each reached, and
+the step's arithmetic against what one large matrix product reaches on the same cores.
 It answers "why does this CPU train slowly?" with figures: on the 2-core Intel Xeon with AMX,
 with TensorFlow's own kernel gradients (--tensorflow-kernel-gradients), two thirds of a step
 were backward-weights convolutions, which ran at 16-19 GFLOP/s on stage 5's 2x2 maps and 53
@@ -30,7 +31,7 @@ from typing import NamedTuple
 import resnets_utils
 from tools import cpu_model
 
-START, END = "PROFILE-START", "PROFILE-END"
+START, END, ARITHMETIC = "PROFILE-START", "PROFILE-END", "PROFILE-ARITHMETIC"
 NO_CONVOLUTION = ("oneDNN timed no convolution: TensorFlow runs its own kernels instead (is TF_ENABLE_ONEDNN_OPTS=0 set?), "
                   "so there is nothing to break down; unset it and run again. (On a CPU without AVX-512 TensorFlow leaves "
                   "oneDNN off unless TF_ENABLE_ONEDNN_OPTS=1, which the kit's environment sets: run make setup.)")
@@ -153,6 +154,52 @@ def report(profile: Profile, steps: int, wall_seconds: float) -> str:
     return "\n".join(lines)
 
 
+def training_flops_per_image(model) -> int:
+    """Floating-point operations to train on one image: each convolution and dense layer's multiply-adds (times two)
+    forward, backward to the data and backward to the weights, which cost the same; the first layer's backward to the
+    data is skipped, since the input image needs no gradient. Batch normalisation, activations and the optimiser are
+    left out: they add little arithmetic, only memory traffic."""
+    import tensorflow as tf
+
+    forward = []
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            height, width, out_channels = layer.output.shape[1:]
+            kernel_height, kernel_width, in_channels, _ = layer.kernel.shape
+            forward.append(2 * height * width * out_channels * kernel_height * kernel_width * in_channels // layer.groups)
+        elif isinstance(layer, tf.keras.layers.Dense):
+            forward.append(2 * layer.kernel.shape[0] * layer.kernel.shape[1])
+    return 3 * sum(forward) - forward[0]
+
+
+def matmul_gflops(dtype: str) -> float:
+    """GFLOP/s of a 2048 x 2048 matrix product in `dtype`, the best of three rounds: about the most arithmetic these
+    cores do, so how far a training step is from it says how much faster better kernels could make it."""
+    import tensorflow as tf
+
+    size, repeats = 2048, 10
+    a, b = (tf.random.normal([size, size], dtype=dtype) for _ in range(2))
+    product = tf.function(tf.matmul)
+    product(a, b).numpy()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            result = product(a, b)
+        result.numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9
+
+
+def arithmetic_report(batch_size: int, flops_per_image: int, seconds_per_step: float, peak_gflops: float, dtype: str) -> str:
+    """How much arithmetic a step is, and how close to the cores' matrix-product speed it runs."""
+    step_gflop = batch_size * flops_per_image / 1e9
+    rate = step_gflop / seconds_per_step
+    return (f"The step's arithmetic: {batch_size} images x {flops_per_image / 1e9:.2f} GFLOP (the convolutions and the classifier, "
+            f"forward and both ways back) = {step_gflop:.1f} GFLOP, {rate:.0f} GFLOP/s of wall clock. A 2048 x 2048 matrix "
+            f"product in {dtype} reaches {peak_gflops:.0f} GFLOP/s on these cores, so the step runs at {rate / peak_gflops:.0%} of that.")
+
+
 def child(batch_size: int, steps: int, tensorflow_kernel_gradients: bool) -> None:
     """Run in the child: one warm-up epoch of `steps` steps (tracing), then `steps` timed steps between the marks."""
     import tensorflow as tf
@@ -174,6 +221,8 @@ def child(batch_size: int, steps: int, tensorflow_kernel_gradients: bool) -> Non
     start = time.perf_counter()
     model.fit(pipeline, epochs=1, verbose=0, shuffle=False)
     print(END, f"{time.perf_counter() - start:.3f}", flush=True)
+    compute_dtype = model.dtype_policy.compute_dtype  # after the end mark: the matrix product's own kernels are not the step's
+    print(ARITHMETIC, training_flops_per_image(model), f"{matmul_gflops(compute_dtype):.1f}", compute_dtype, flush=True)
 
 
 def main() -> None:
@@ -208,14 +257,18 @@ def main() -> None:
             raise ProfileError(f"the timed training run failed:\n{run.stderr.strip()[-2000:]}")
         lines = run.stdout.splitlines()
         end = next((line for line in lines if line.startswith(END)), None)
-        if end is None:
+        arithmetic = next((line for line in lines if line.startswith(ARITHMETIC)), None)
+        if end is None or arithmetic is None:
             raise ProfileError("the timed training run printed no end mark")
         profile = summarise(lines)
     except ProfileError as error:
         sys.exit(f"Error: {error}")
     precision = next(line for line in lines if line.startswith(START)).split()[1]
     print(f"oneDNN ISA: {profile.isa}; precision {precision}.")
-    print(report(profile, args.steps, float(end.split()[1])))
+    wall = float(end.split()[1])
+    flops_per_image, peak_gflops, compute_dtype = arithmetic.split()[1:]
+    print(report(profile, args.steps, wall))
+    print(arithmetic_report(args.batch_size, int(flops_per_image), wall / args.steps, float(peak_gflops), compute_dtype))
 
 
 if __name__ == "__main__":
