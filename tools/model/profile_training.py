@@ -158,7 +158,7 @@ def training_flops_per_image(model) -> int:
     """Floating-point operations to train on one image: each convolution and dense layer's multiply-adds (times two)
     forward, backward to the data and backward to the weights, which cost the same; the first layer's backward to the
     data is skipped, since the input image needs no gradient. Batch normalisation, activations and the optimiser are
-    left out: they add little arithmetic, only memory traffic."""
+    left out: they add little arithmetic, only memory traffic. The model's layers are read flat, as the course builds them."""
     import tensorflow as tf
 
     forward = []
@@ -259,7 +259,7 @@ def main() -> None:
         end = next((line for line in lines if line.startswith(END)), None)
         arithmetic = next((line for line in lines if line.startswith(ARITHMETIC)), None)
         if end is None or arithmetic is None:
-            raise ProfileError("the timed training run printed no end mark")
+            raise ProfileError(f"the timed training run stopped before printing its {'end mark' if end is None else 'arithmetic'}")
         profile = summarise(lines)
     except ProfileError as error:
         sys.exit(f"Error: {error}")
