@@ -161,14 +161,14 @@ def training_flops_per_image(model) -> int:
     left out: they add little arithmetic, only memory traffic. The model's layers are read flat, as the course builds them."""
     import tensorflow as tf
 
-    forward = []
+    forward = []  # one image's pass through each layer, counted as oneDNN's problems are (Shape.flops)
     for layer in model.layers:
         if isinstance(layer, tf.keras.layers.Conv2D):
             height, width, out_channels = layer.output.shape[1:]
             kernel_height, kernel_width, in_channels, _ = layer.kernel.shape
-            forward.append(2 * height * width * out_channels * kernel_height * kernel_width * in_channels // layer.groups)
-        elif isinstance(layer, tf.keras.layers.Dense):
-            forward.append(2 * layer.kernel.shape[0] * layer.kernel.shape[1])
+            forward.append(Shape(1, in_channels * layer.groups, out_channels, height, width, kernel_height, kernel_width, layer.groups).flops)
+        elif isinstance(layer, tf.keras.layers.Dense):  # a 1x1 convolution of a 1x1 map
+            forward.append(Shape(1, *layer.kernel.shape, 1, 1, 1, 1).flops)
     return 3 * sum(forward) - forward[0]
 
 
