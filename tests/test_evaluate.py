@@ -248,6 +248,23 @@ def test_the_wild_signs_files_hold_the_training_and_the_test_sessions_and_nothin
     assert list(classes) == list(range(6))
 
 
+def test_make_wild_signs_shows_how_many_photos_of_each_digit_each_session_gives_each_part(tmp_path):
+    test_session, validation_session = real_splits.WILD_TEST_SESSIONS[0], real_splits.WILD_VALIDATION_SESSIONS[0]
+    photos = [("2", 1)] * 3 + [("2", 4)] + [("pic", 5)] * 2 + [(test_session, 0), (validation_session, 3)]
+    (tmp_path / "index.csv").write_text(
+        "file,label,session\n" + "".join(f"{digit}/{n}.jpg,{digit},{session}\n" for n, (session, digit) in enumerate(photos)))
+
+    rows = [line.split() for line in real_splits.wild_split_table(tmp_path).splitlines()]
+    assert rows[0] == ["part", "session", "0", "1", "2", "3", "4", "5", "all"]
+    counts = {(row[0], row[1]): [int(n) for n in row[2:]] for row in rows[1:]}
+    assert counts[("train", "2")] == [0, 3, 0, 0, 1, 0, 4]
+    assert counts[("train", "pic")] == [0, 0, 0, 0, 0, 2, 2]
+    assert counts[("train", "all")] == [0, 3, 0, 0, 1, 2, 6]
+    assert counts[("test", test_session)] == counts[("test", "all")] == [1, 0, 0, 0, 0, 0, 1]
+    assert counts[("validation", "all")] == [0, 0, 0, 1, 0, 0, 1]
+    assert [row[0] for row in rows[1:]] == ["train"] * 3 + ["validation"] * 2 + ["test"] * 2, "each part's sessions, then its total"
+
+
 def test_the_real_wild_photos_become_signs_files_of_their_split(wild_photos, tmp_path):
     import resnets_utils
 

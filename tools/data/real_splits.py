@@ -83,6 +83,34 @@ def _read_wild_index(index: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _part_of_session(session: str) -> str:
+    """Return the part a wild capture session belongs to: "test", "validation", or "train" (any other session)."""
+    if session in WILD_TEST_SESSIONS:
+        return "test"
+    return "validation" if session in WILD_VALIDATION_SESSIONS else "train"
+
+
+def wild_split_table(folder: Path = WILD_PHOTOS) -> str:
+    """Return a text table of the photos of each digit in each session, session by session within each part.
+
+    It shows what the model learns real rooms from: with ../shared's photos, nearly all the
+    training sessions' 1s to 4s come from one capture session (one place, one burst of poses).
+    """
+    rows = _read_wild_index(Path(folder) / "index.csv")
+    lines = [f"{'part':<11} {'session':<8}" + "".join(f"{digit:>6}" for digit in CLASSES) + f"{'all':>6}"]
+
+    def line(part: str, session: str, chosen: list[dict[str, str]]) -> str:
+        counts = [sum(row["label"] == str(digit) for row in chosen) for digit in CLASSES]
+        return f"{part:<11} {session:<8}" + "".join(f"{n:>6}" for n in counts) + f"{len(chosen):>6}"
+
+    for name in ("train", "validation", "test"):
+        in_part = [row for row in rows if _part_of_session(row["session"]) == name]
+        for session in sorted({row["session"] for row in in_part}, key=lambda s: (not s.isdigit(), s.zfill(9))):
+            lines.append(line(name, session, [row for row in in_part if row["session"] == session]))
+        lines.append(line(name, "all", in_part))
+    return "\n".join(lines)
+
+
 def split_wild(folder: Path = WILD_PHOTOS) -> dict[str, Part]:
     """Return {"train", "validation", "test": Part} of the wild photos, split by whole sessions.
 
@@ -95,10 +123,9 @@ def split_wild(folder: Path = WILD_PHOTOS) -> dict[str, Part]:
     absent = [s for s in WILD_TEST_SESSIONS + WILD_VALIDATION_SESSIONS if s not in sessions]
     if absent:
         raise RealDataError(f"{index} has no session {', '.join(absent)}, which the split holds out.")
-    part_of_session = {s: "test" for s in WILD_TEST_SESSIONS} | {s: "validation" for s in WILD_VALIDATION_SESSIONS}
     split = {}
     for name in ("train", "validation", "test"):
-        chosen = [row for row in rows if part_of_session.get(row["session"], "train") == name]
+        chosen = [row for row in rows if _part_of_session(row["session"]) == name]
         split[name] = Part([Path(folder) / row["file"] for row in chosen], np.array([int(row["label"]) for row in chosen]))
     _require_every_digit(split["validation"], f"{index}: the validation sessions {', '.join(WILD_VALIDATION_SESSIONS)}")
     _require_every_digit(split["test"], f"{index}: the test sessions {', '.join(WILD_TEST_SESSIONS)}")
@@ -168,6 +195,7 @@ def main() -> None:
         sys.exit(f"Error: {error}")
     print(f"Wrote {counts['train']} training photos (sessions other than {', '.join(WILD_TEST_SESSIONS + WILD_VALIDATION_SESSIONS)}) "
           f"and {counts['test']} test photos (sessions {', '.join(WILD_TEST_SESSIONS)}) to {args.out}.")
+    print(f"Photos of each digit, by part (the validation sessions choose the kit's pretrained model):\n{wild_split_table(args.wild)}")
     print(f"Train notebook 4 on them with: RESNETS_DATASETS={args.out} make lab")
 
 
