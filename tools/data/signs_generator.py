@@ -45,6 +45,8 @@ THUMB_OUT = {3, 5}
 # with `make realism` (datasets/README.md): it raised real-photo accuracy, most on the wild photos.
 OTHER_POSE = {0: "fist", 3: "three_fingers"}
 OTHER_POSE_SHARE = 0.4
+# Each pixel's (y, x) on the canvas, from -0.5 to 0.5: the walls' gradient, the light and the vignette use it.
+CANVAS_YY, CANVAS_XX = np.mgrid[0:CANVAS, 0:CANVAS] / (CANVAS - 1) - 0.5
 
 
 def _capsule(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], width: float, fill: int) -> None:
@@ -53,6 +55,25 @@ def _capsule(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], width
     draw.line(points, fill=fill, width=max(1, int(round(width))), joint="curve")
     for x, y in points:
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
+
+
+def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
+    """The minimum of each (2 radius + 1)-pixel square around each pixel, edges repeated.
+
+    Byte for byte what PIL's `ImageFilter.MinFilter(2 * radius + 1)` gives, but a square's
+    minimum is a column's minimum of rows' minima, so two passes of shifted `np.minimum` do
+    it about 50 times faster than PIL's rank filter, which sorts each window (that filter
+    was half of the drawing time).
+    """
+    height, width = mask.shape
+    padded = np.pad(mask, radius, mode="edge")
+    rows = padded[:height]
+    for shift in range(1, 2 * radius + 1):
+        rows = np.minimum(rows, padded[shift : shift + height])
+    square = rows[:, :width]
+    for shift in range(1, 2 * radius + 1):
+        square = np.minimum(square, rows[:, shift : shift + width])
+    return square
 
 
 def _chain(start: np.ndarray, angle_deg: float, lengths: list[float], bends: list[float]) -> list[np.ndarray]:
@@ -141,16 +162,14 @@ def _skin_tone(rng: np.random.Generator) -> np.ndarray:
 def _background(rng: np.random.Generator) -> np.ndarray:
     """A light plain or gradient wall, as float RGB (CANVAS, CANVAS, 3)."""
     base = rng.uniform(0.72, 1.0) * np.ones(3) + rng.normal(0, 0.02, 3)
-    yy, xx = np.mgrid[0:CANVAS, 0:CANVAS] / (CANVAS - 1) - 0.5
     direction = rng.normal(size=2)
-    gradient = rng.uniform(0.0, 0.25) * (xx * direction[0] + yy * direction[1]) / np.linalg.norm(direction)
+    gradient = rng.uniform(0.0, 0.25) * (CANVAS_XX * direction[0] + CANVAS_YY * direction[1]) / np.linalg.norm(direction)
     return np.clip(base[None, None, :] * (1.0 + gradient)[:, :, None], 0, 1)
 
 
 def _vignette(rng: np.random.Generator) -> np.ndarray:
     """Lens vignetting: darker corners and edges over the whole picture, hand included."""
-    yy, xx = np.mgrid[0:CANVAS, 0:CANVAS] / (CANVAS - 1) - 0.5
-    return np.clip(1.0 - rng.uniform(0.1, 0.75) * (xx**2 + yy**2) * 2, 0.2, 1.0)[:, :, None]
+    return np.clip(1.0 - rng.uniform(0.1, 0.75) * (CANVAS_XX**2 + CANVAS_YY**2) * 2, 0.2, 1.0)[:, :, None]
 
 
 def _texture(rng: np.random.Generator, scale: float) -> np.ndarray:
@@ -185,7 +204,7 @@ def render_sign(digit: int, rng: np.random.Generator, size: int = SIZE) -> np.nd
             _capsule(draw, canvas_points + canvas_points[:1], width * hand_size, 255)
         else:
             _capsule(draw, canvas_points, width * hand_size, 255)
-        edge = np.asarray(mask, dtype=np.int16) - np.asarray(mask.filter(ImageFilter.MinFilter(2 * outline_px + 1)))
+        edge = np.asarray(mask, dtype=np.int16) - _erode(np.asarray(mask), outline_px)
         covered = np.asarray(mask) > 0
         out = np.asarray(outlines, dtype=np.int16).copy()
         out[covered] = 0
@@ -195,8 +214,7 @@ def render_sign(digit: int, rng: np.random.Generator, size: int = SIZE) -> np.nd
     hand = np.asarray(union, dtype=np.float32) / 255.0
     roundness = np.asarray(union.filter(ImageFilter.GaussianBlur(hand_size * 0.09)), dtype=np.float32) / 255.0
     light_dir = rng.normal(size=2)
-    yy, xx = np.mgrid[0:CANVAS, 0:CANVAS] / (CANVAS - 1) - 0.5
-    light = 1.0 + rng.uniform(0.05, 0.3) * (xx * light_dir[0] + yy * light_dir[1]) / np.linalg.norm(light_dir)
+    light = 1.0 + rng.uniform(0.05, 0.3) * (CANVAS_XX * light_dir[0] + CANVAS_YY * light_dir[1]) / np.linalg.norm(light_dir)
     skin = _skin_tone(rng)
     brightness = rng.uniform(0.85, 1.1) * (0.6 + 0.4 * roundness) * light * (1 + 0.06 * _texture(rng, 2.0))
     lines = np.asarray(outlines.filter(ImageFilter.GaussianBlur(SCALE * 0.5)), dtype=np.float32) / 255.0
