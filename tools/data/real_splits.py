@@ -90,6 +90,11 @@ def _part_of_session(session: str) -> str:
     return "validation" if session in WILD_VALIDATION_SESSIONS else "train"
 
 
+def _numbered_first(session: str) -> tuple[bool, str]:
+    """Sort key: numbered sessions in number order (2, 25), then named ones ("pic")."""
+    return not session.isdigit(), session.zfill(9)
+
+
 def wild_split_table(folder: Path = WILD_PHOTOS) -> str:
     """Return a text table of the photos of each digit in each session, session by session within each part.
 
@@ -105,7 +110,7 @@ def wild_split_table(folder: Path = WILD_PHOTOS) -> str:
 
     for name in ("train", "validation", "test"):
         in_part = [row for row in rows if _part_of_session(row["session"]) == name]
-        for session in sorted({row["session"] for row in in_part}, key=lambda s: (not s.isdigit(), s.zfill(9))):
+        for session in sorted({row["session"] for row in in_part}, key=_numbered_first):
             lines.append(line(name, session, [row for row in in_part if row["session"] == session]))
         lines.append(line(name, "all", in_part))
     return "\n".join(lines)
