@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import nbformat
 
+from resnets_utils import KIT_DIR
 from tests.notebook_claims import CLAIMS
-from tools.course.nbval_portable import OUT_TOLERANCE, out_values_close
+from tools.course.nbval_portable import GRAPHVIZ_FALLBACK, OUT_TOLERANCE, drew_the_fallback, out_values_close
 from tests.test_notebooks import NOTEBOOKS
 
 
@@ -50,3 +56,29 @@ def test_claims_name_existing_notebooks_and_variables_they_define():
         for claim in claims:
             for name in indexed_notebook_names(claim.holds):
                 assert re.search(rf"\b{name}\b\s*(\[[^\]]*\])?\s*=", code), f"{notebook}: the claim '{claim.says}' uses {name}, which the notebook never sets"
+
+
+def test_a_diagram_cell_is_the_text_summary_where_graphviz_is_missing():
+    fallback = [{"output_type": "stream", "name": "stdout", "text": f"{GRAPHVIZ_FALLBACK}, so here is the text summary\n"}]
+    assert drew_the_fallback(fallback)
+    assert not drew_the_fallback([{"output_type": "stream", "name": "stdout", "text": "Model: tiny\n"}])
+
+
+def test_nbval_passes_a_stored_diagram_on_a_machine_without_graphviz(tmp_path):
+    """A student without graphviz runs `make test`: the diagram cell must run, and print the text summary."""
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(
+        "import keras, resnets_utils\n"
+        "model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name='tiny_dense')], name='tiny')\n"
+        "resnets_utils.draw_model(model, 'tiny.png')")
+    cell.execution_count = 1
+    cell.outputs = [nbformat.v4.new_output("execute_result", {"image/png": "iVBORw0KGgo=", "text/plain": "<Image>"},
+                                           execution_count=1)]
+    notebook.cells = [cell]
+    nbformat.write(notebook, tmp_path / "diagram.ipynb")
+    no_graphviz = {**os.environ, "PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(KIT_DIR)}
+    assert shutil.which("dot", path=no_graphviz["PATH"]) is None
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "tools.course.nbval_portable", "-p", "no:cacheprovider",
+                          "--nbval", "--nbval-current-env", "diagram.ipynb"],
+                         cwd=tmp_path, env=no_graphviz, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]
