@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
 NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-sanitize-with tools/course/nbval_sanitize.cfg
 
-.PHONY: setup lab test test-all test-portable test-grading test-bench test-browser test-oldest-python data real-data wild-signs bench bench-profile bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade gradescope-autograder
+.PHONY: setup lab test test-all test-portable test-grading test-bench test-browser test-oldest-python data real-data wild-signs bench bench-profile bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade gradescope-autograder benchmarks-page site
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file, the environment set-up or the Python version changes).
@@ -100,22 +100,22 @@ wild-signs: $(READY)
 # Prints training throughput of the kit's recipe against keras.applications.ResNet50, and time to 95%
 # (BATCH_SIZES=32,128: the recipe's throughput at those batch sizes too).
 bench: $(READY)
-	$(BIN)/python -m tools.model.bench_training $(if $(BATCH_SIZES),--batch-sizes $(BATCH_SIZES))
+	$(BIN)/python -m tools.model.bench_training --record $(if $(BATCH_SIZES),--batch-sizes $(BATCH_SIZES))
 
 # Prints where a training step's time goes on this CPU: oneDNN's kernels by kind of work, and the backward-weights
 # convolutions by feature-map size with their speed (BATCH_SIZE=32: at another batch size than 128; TF_KERNEL_GRADIENTS=1:
 # with TensorFlow's own kernel gradients on stages 4 and 5 too, as before the recipe's matrix products).
 bench-profile: $(READY)
-	$(BIN)/python -m tools.model.profile_training $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(TF_KERNEL_GRADIENTS),--tensorflow-kernel-gradients)
+	$(BIN)/python -m tools.model.profile_training --record $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(TF_KERNEL_GRADIENTS),--tensorflow-kernel-gradients)
 
 # Prints how long the 1200-image SIGNS set takes to generate on this machine.
 bench-data: $(READY)
-	$(BIN)/python -m tools.data.make_signs --out build/bench-data
+	$(BIN)/python -m tools.data.make_signs --out build/bench-data --record
 
 # Prints the accuracy on real photos of a model trained on generated data only
 # (PER_CLASS=N: on N freshly generated images of each digit instead of the shipped 180).
 realism: $(READY)
-	$(BIN)/python -m tools.data.measure_realism $(if $(REAL),--real "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(SILHOUETTES),--silhouettes) $(if $(PER_CLASS),--train-per-class $(PER_CLASS))
+	$(BIN)/python -m tools.data.measure_realism --record $(if $(REAL),--real "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(SILHOUETTES),--silhouettes) $(if $(PER_CLASS),--train-per-class $(PER_CLASS))
 
 # Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: Sign Language Digits; WILD=DIR: the wild photos; EPOCHS=N;
 # SEED=N: another draw of the composites, data order and augmentation than the shipped model's 2016).
@@ -125,7 +125,12 @@ pretrained: $(READY)
 # Prints, per source (the kit's test set, held-out SLD photos, held-out wild sessions), the shipped model's accuracy,
 # confusion matrix, calibration (ECE) and "not sure" threshold (tools/model/evaluate.py).
 evaluate-pretrained: $(READY)
-	$(BIN)/python -m tools.model.evaluate $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(MARKDOWN),--markdown "$(MARKDOWN)") $(if $(WRITE_THRESHOLD),--write-threshold)
+	$(BIN)/python -m tools.model.evaluate --record $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(MARKDOWN),--markdown "$(MARKDOWN)") $(if $(WRITE_THRESHOLD),--write-threshold)
+
+# docs/benchmarks.md and the cards' generated tables, from the records every benchmark command above appends to
+# benchmarks/records.jsonl (tools/docs/benchmarks.py; tests/test_benchmarks_page.py keeps them equal).
+benchmarks-page: $(READY)
+	$(BIN)/python -m tools.docs.benchmarks
 
 # Instructors: the student version of the notebooks, in release/resnets/ (nbgrader generate_assignment).
 release: $(READY)
@@ -149,7 +154,7 @@ export-grades: $(READY)
 
 # Prints how many submissions per minute `make grade` handles on this machine.
 bench-grade: $(READY)
-	$(BIN)/python -m tools.grading.bench_grade
+	$(BIN)/python -m tools.grading.bench_grade --record
 
 # Instructors: build/gradescope-autograder.zip, the kit as a Gradescope autograder (autograder/README.md);
 # GRADE_OPTIONS="--no-sandbox ..." become the grader's options for every submission.

@@ -22,6 +22,7 @@ knows which of the two keeps real photos from being read.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from tools.data import signs_generator
 from tools.data.composite_hands import hand_mask
 from tools.data.import_photos import PhotoFolderError, read_photo_folder
 from tools.data.make_signs import TRAIN_SEED
+from tools.docs import benchmarks
 
 DEFAULT_REAL = resnets_utils.KIT_DIR.parent / "shared" / "data" / "sign-language-digits"
 DEFAULT_WILD = DEFAULT_REAL.parent / "hands-in-the-wild"
@@ -95,8 +97,8 @@ def models(count: int) -> str:
     return f"{count} model{'' if count == 1 else 's'}"
 
 
-def report(predictions: list[np.ndarray], labels: np.ndarray, source: str) -> None:
-    """Print, over all the seeds' models, how each digit's photos were read, and each model's accuracy and their mean."""
+def report(predictions: list[np.ndarray], labels: np.ndarray, source: str) -> float:
+    """Print, over all the seeds' models, how each digit's photos were read, and each model's accuracy; return their mean."""
     print(f"\n{source}, {len(labels)} photos. True digit: accuracy, then how its photos were read as 0 1 2 3 4 5 (all models)")
     predicted, truth = np.concatenate(predictions), np.tile(labels, len(predictions))
     for digit in range(6):
@@ -108,6 +110,7 @@ def report(predictions: list[np.ndarray], labels: np.ndarray, source: str) -> No
         f"Synthetic-to-real accuracy, {source}: {np.mean(each):.1%}, the mean of {models(len(each))} "
         f"({', '.join(f'{a:.1%}' for a in each)}; chance: 16.7%)"
     )
+    return float(np.mean(each))
 
 
 def main() -> None:
@@ -131,7 +134,10 @@ def main() -> None:
         help="train and test on the hands' silhouettes only (plain-wall photos; the wild ones are skipped): "
         "do the generated hands have the real ones' shapes, however they are painted?",
     )
+    parser.add_argument("--record", action="store_true",
+                        help="append the figures to benchmarks/records.jsonl (make realism; the default run only)")
     args = parser.parse_args()
+    start = time.perf_counter()
 
     x_train, y_train = generated_training_set(args.data, args.train_per_class)
     folders = {f"real photos from {args.real}": args.real}
@@ -158,8 +164,15 @@ def main() -> None:
             predictions[source].append(model.predict(resnets_utils.preprocess(x_real), verbose=0).argmax(axis=1))
     shapes = " (their silhouettes)" if args.silhouettes else ""
     print(f"\nTrained {models(args.models)} on {len(x_train)} generated images{shapes} only.")
-    for source, (_, y_real) in sources.items():
-        report(predictions[source], y_real, source)
+    means = [report(predictions[source], y_real, source) for source, (_, y_real) in sources.items()]
+    if args.record:
+        defaults = vars(parser.parse_args([]))
+        changed = sorted(name for name, value in vars(args).items() if name != "record" and value != defaults[name])
+        if changed or len(means) < 2:
+            print(f"Not recorded: the benchmark is the default run on both photo sets ({', '.join(changed) or 'wild photos missing'}).")
+        else:
+            benchmarks.record("make realism", {"sld_accuracy": round(means[0], 4), "wild_accuracy": round(means[1], 4),
+                                               "minutes": round((time.perf_counter() - start) / 60, 1)})
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ import nbformat
 
 from resnets_utils import KIT_DIR
 from tools import cpu_model
+from tools.docs import benchmarks
 from tools.grading.mutations import MUTATIONS, fill_in, reference_solutions
 from tools.grading.nbgrader_course import build_course, graded_notebooks
 
@@ -60,6 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, nargs="?", default=20, help="submissions in the class")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="students graded at once")
+    parser.add_argument("--record", action="store_true",
+                        help="append the figures to benchmarks/records.jsonl (make bench-grade; the default class only)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="resnets-bench-grade-"))
     try:
@@ -85,6 +88,12 @@ def main() -> None:
             for step, seconds in profile(run).items():
                 print(f"  {step:<32} {seconds:5.1f} s")
             shutil.rmtree(run, ignore_errors=True)
+        if args.record:
+            if (args.count, args.workers) != (20, os.cpu_count() or 1):
+                print("Not recorded: the benchmark is the default class (20 submissions, one worker per core).")
+            else:
+                benchmarks.record("make bench-grade", {"submissions_per_minute": round(args.count / minutes, 2),
+                                                       "cpu_seconds_per_submission": round(cpu / args.count, 2)})
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -24,6 +24,7 @@ from PIL import Image
 
 import resnets_utils
 from tools.data import composite_hands, real_splits
+from tools.docs import benchmarks
 
 ECE_BINS = 15
 NOT_SURE_TARGET = 0.95  # the answers given on validation photos must be at least this often right
@@ -312,6 +313,20 @@ def model_card_section(evaluation: Evaluation) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record(evaluation: Evaluation, changed: list[str]) -> None:
+    """Append the shipped model's figures to the benchmark records; only a full evaluation of it is a benchmark."""
+    kit, sld, wild = (next((f for name, f in evaluation.sources.items() if name.startswith(prefix)), None)
+                      for prefix in ("kit", "held-out SLD", "held-out wild"))
+    if changed or sld is None or wild is None:
+        print(f"Not recorded: the benchmark is the shipped model on every held-out photo ({', '.join(changed) or 'photos missing'}).")
+        return
+    benchmarks.record("make evaluate-pretrained", {
+        **{f"{name}_accuracy": round(f.mean_class_accuracy, 4) for name, f in (("kit", kit), ("sld", sld), ("wild", wild))},
+        **{f"{name}_ece": round(f.calibration_error, 4) for name, f in (("kit", kit), ("sld", sld), ("wild", wild))},
+        "threshold": round(evaluation.threshold, 3), "wild_answered": round(wild.coverage, 4),
+        "wild_right_when_answered": round(wild.answered_accuracy, 4)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=resnets_utils.PRETRAINED, help="MODEL.json/.npz to measure")
@@ -321,6 +336,8 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the model card's section to FILE")
     parser.add_argument("--write-threshold", action="store_true",
                         help=f"also write the threshold to MODEL{resnets_utils.NOT_SURE_SUFFIX}, where notebook 5 reads it")
+    parser.add_argument("--record", action="store_true",
+                        help="append the figures to benchmarks/records.jsonl (make evaluate-pretrained; the shipped model on all its photos only)")
     args = parser.parse_args()
     if args.per_digit is not None and args.per_digit < 1:
         parser.error(f"--per-digit must be at least 1, not {args.per_digit}")
@@ -329,6 +346,9 @@ def main() -> None:
     except (resnets_utils.ModelFileError, resnets_utils.PhotoError, resnets_utils.DatasetError, real_splits.RealDataError) as error:
         raise SystemExit(f"Error: {error}") from None
     print(text_report(evaluation))
+    if args.record:
+        record(evaluation, changed=[name for name in ("model", "wild", "sld", "per_digit")
+                                    if getattr(args, name) != parser.get_default(name)])
     if args.markdown:
         args.markdown.write_text(model_card_section(evaluation))
         print(f"\nWrote the model card's section to {args.markdown}.")

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import resnets_utils
 from tools import cpu_model
+from tools.docs import benchmarks
 
 START, END, ARITHMETIC = "PROFILE-START", "PROFILE-END", "PROFILE-ARITHMETIC"
 NO_CONVOLUTION = ("oneDNN timed no convolution: TensorFlow runs its own kernels instead (is TF_ENABLE_ONEDNN_OPTS=0 set?), "
@@ -231,6 +232,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="steps timed, after as many for warm-up")
     parser.add_argument("--tensorflow-kernel-gradients", action="store_true",
                         help="time TensorFlow's own kernel gradients on every map size, as before the recipe's matrix products")
+    parser.add_argument("--record", action="store_true",
+                        help="append the figures to benchmarks/records.jsonl (make bench-profile; the default run only)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -269,6 +272,14 @@ def main() -> None:
     flops_per_image, peak_gflops, compute_dtype = arithmetic.split()[1:]
     print(report(profile, args.steps, wall))
     print(arithmetic_report(args.batch_size, int(flops_per_image), wall / args.steps, float(peak_gflops), compute_dtype))
+    if args.record:
+        if (args.batch_size, args.steps, args.tensorflow_kernel_gradients) != (128, 6, False):
+            print("Not recorded: the benchmark is the default run (batch 128, 6 steps, the recipe's matrix products).")
+            return
+        step_gflops = args.batch_size * int(flops_per_image) / 1e9 / (wall / args.steps)
+        benchmarks.record("make bench-profile", {
+            "seconds_per_step": round(wall / args.steps, 3), "step_gflops": round(step_gflops, 1),
+            "matmul_gflops": float(peak_gflops), "share_of_matmul": round(step_gflops / float(peak_gflops), 3)})
 
 
 if __name__ == "__main__":
