@@ -132,6 +132,11 @@ evaluate-pretrained: $(READY)
 benchmarks-page: $(READY)
 	$(BIN)/python -m tools.docs.benchmarks
 
+# The course website in build/site/: README.md, docs/ and the student release of the notebooks with their stored
+# outputs (tools/docs/site.py, mkdocs.yml); fails on a broken link.
+site: $(READY)
+	$(BIN)/python -m tools.docs.site
+
 # Instructors: the student version of the notebooks, in release/resnets/ (nbgrader generate_assignment).
 release: $(READY)
 	$(BIN)/python -m tools.grading.release

@@ -235,3 +235,40 @@ def test_a_phone_sized_photo_uploaded_in_notebook_5_is_read_under_the_upload_but
         assert page.locator(".widget-output img").count() == 2  # the photo beside what the model sees, then the bars
 
     run_in_jupyterlab(chromium, kit_copy, "notebooks/05_your_own_image.ipynb", SCREENSHOTS / "05_your_own_image.png", then=upload)
+
+
+@pytest.fixture(scope="module")
+def website(chromium):
+    """The course website, built as `make site` builds it and served on this machine only."""
+    import functools
+    import http.server
+    import threading
+
+    from tools.docs import site
+
+    root = site.build()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("page_name, shows", [
+    ("index.html", "Residual networks, hands on"),
+    ("02_residual_blocks.html", "### START CODE HERE ###"),
+])
+def test_the_course_website_opens_in_chromium(chromium, website, page_name, shows):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        response = page.goto(f"{website}/{page_name}")
+        assert response is not None and response.ok, f"{page_name}: {response.status if response else 'no response'}"
+        page.get_by_text(shows, exact=False).first.wait_for(timeout=30_000)
+        broken = page.evaluate("() => Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0)"
+                               ".map(i => i.getAttribute('src'))")
+        assert not broken, f"{page_name} shows broken pictures: {broken}"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"site-{Path(page_name).stem}.png")
+    finally:
+        page.close()

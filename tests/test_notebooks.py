@@ -116,3 +116,18 @@ def test_every_figure_a_notebook_shows_is_in_the_kit(path):
     for cell in cells_of(path):
         for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", cell.source if cell.cell_type == "markdown" else ""):
             assert (path.parent / target).resolve().is_file(), f"{path.name} shows {target}, which is missing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_link_of_a_notebook_to_a_file_of_the_kit_leads_to_it(path):
+    for cell in cells_of(path):
+        for target in re.findall(r"\]\(([^)#]+)\)", cell.source if cell.cell_type == "markdown" else ""):
+            if "://" not in target:
+                assert (path.parent / target).resolve().is_file(), f"{path.name} links {target}, which is missing"
+
+
+def test_the_notebooks_point_at_the_cards_not_at_the_folders_readmes():
+    """The facts the notebooks send students to live in docs/ (the model card, the data card)."""
+    for path in NOTEBOOKS:
+        text = "".join(cell.source for cell in cells_of(path) if cell.cell_type == "markdown")
+        assert "models/README.md" not in text and "datasets/README.md" not in text, path.name

@@ -77,8 +77,8 @@ def test_the_release_keeps_the_scaffolding_and_clears_outputs(release):
         assert all(not cell.get("outputs") for cell in nbformat.read(path, 4).cells), path.name
 
 
-def test_the_release_notebooks_find_their_pictures(release):
+def test_the_release_notebooks_find_their_pictures_and_guides(release):
     for path in release.glob("*.ipynb"):
         for cell in nbformat.read(path, 4).cells:
-            for link in re.findall(r"\]\(([^)]+\.png)\)", cell.source):
+            for link in re.findall(r"\]\(([^)#]+\.(?:png|md))\)", cell.source):
                 assert (release / link).is_file(), f"{path.name} links {link}"

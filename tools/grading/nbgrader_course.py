@@ -23,7 +23,7 @@ ASSIGNMENT = "resnets"
 COURSE_ID = "resnets-kit"
 NBGRADER = Path(sys.executable).with_name("nbgrader")
 # What a student needs beside the notebooks; the notebooks then run from one flat folder.
-STUDENT_FILES = ("resnets_utils.py", "datasets", "images", "models", "requirements.txt")
+STUDENT_FILES = ("resnets_utils.py", "datasets", "images", "models", "docs", "requirements.txt")
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
@@ -46,10 +46,10 @@ def graded_notebooks() -> list[str]:
 
 
 def student_notebook(path: Path) -> nbformat.NotebookNode:
-    """The source notebook as it sits in the flat student folder: links to `images/`, the standard kernel."""
+    """The source notebook as it sits in the flat student folder: links to `images/` and `docs/`, the standard kernel."""
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
-        cell.source = cell.source.replace("../images/", "images/")
+        cell.source = cell.source.replace("../images/", "images/").replace("../docs/", "docs/")
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     return notebook
 
