@@ -30,9 +30,12 @@ CLAIMS: dict[str, list[Claim]] = {
         Claim("with Glorot's initialization the 41-layer plain network's gradients are nearly flat across its layers "
               "(the largest under 50 times the smallest), while its signal falls by a factor of over a million",
               "max(gradients['glorot_uniform', 'plain, 41']) < 50 * min(gradients['glorot_uniform', 'plain, 41'])"),
-        Claim("He's initialization keeps the plain network's signal alive: at the last conv layer it is over "
+        Claim("He's initialization keeps the plain network's signal from dying: at the last conv layer it is over "
               "10,000 times stronger than with Glorot's",
               "signal['he_normal', 'plain, 41'][-1] > 1e4 * signal['glorot_uniform', 'plain, 41'][-1]"),
+        Claim("with He's initialization the 41-layer plain network's signal still fades: over a hundred times "
+              "weaker at the last conv layer than at the first",
+              "signal['he_normal', 'plain, 41'][-1] < signal['he_normal', 'plain, 41'][0] / 100"),
         Claim("with He's initialization the 41-layer plain network's gradients are over ten thousand times larger "
               "than with Glorot's, at every conv layer",
               "all(he > 1e4 * glorot for glorot, he in "
@@ -55,6 +58,13 @@ CLAIMS: dict[str, list[Claim]] = {
               "41-layer plain network they grow towards the input (the first layer's over 10 times the last's)",
               "min(min(values) for values in bn_gradients.values()) > 0.01 "
               "and bn_gradients['plain, 41'][0] > 10 * bn_gradients['plain, 41'][-1]"),
+        Claim("with BatchNorm the 41-layer plain network's smallest and largest gradients are nearly a thousand times "
+              "apart (the largest between 300 and 3,000 times the smallest)",
+              "300 * min(bn_gradients['plain, 41']) < max(bn_gradients['plain, 41']) < 3000 * min(bn_gradients['plain, 41'])"),
+        Claim("with BatchNorm the residual network's gradients stay within a factor of about twenty of each other "
+              "(the largest under 30 times the smallest), and the 9-layer plain network's within a few (under 10 times)",
+              "max(bn_gradients['residual, 41']) < 30 * min(bn_gradients['residual, 41']) "
+              "and max(bn_gradients['plain, 9']) < 10 * min(bn_gradients['plain, 9'])"),
         Claim("in the same 8 epochs the 9-layer plain network fits the training set far better than the 41-layer "
               "plain one (training accuracy at least 0.3 higher)",
               "histories['plain, 9']['accuracy'][-1] - histories['plain, 41']['accuracy'][-1] >= 0.3"),
