@@ -20,7 +20,7 @@ NBVAL := $(BIN)/python -m pytest $(wildcard notebooks/*.ipynb) --nbval --nbval-s
 # redone when a requirements file, the environment set-up or the Python version changes).
 $(READY): requirements.txt requirements-dev.txt pyproject.toml tools/course/install_kernel.py
 	@test -n "$(PYTHON_VERSION)" || { echo "No Python found: install Python $(OLDEST_PYTHON_VERSION) to $(firstword $(SUPPORTED_PYTHONS)), or set PYTHON=/path/to/python3"; exit 2; }
-	@case " $(SUPPORTED_PYTHONS) " in *" $(PYTHON_VERSION) "*) ;; *) echo "The kit needs Python $(OLDEST_PYTHON_VERSION) to $(firstword $(SUPPORTED_PYTHONS)) (what TensorFlow 2.21 and the pinned packages support); $(PYTHON) is $(PYTHON_VERSION). Set PYTHON=/path/to/python3.13, or see README.md for conda."; exit 2;; esac
+	@case " $(SUPPORTED_PYTHONS) " in *" $(PYTHON_VERSION) "*) ;; *) echo "The kit needs Python $(OLDEST_PYTHON_VERSION) to $(firstword $(SUPPORTED_PYTHONS)) (what TensorFlow 2.21 and the pinned packages support); $(PYTHON) is $(PYTHON_VERSION). Set PYTHON=/path/to/python3.13, or see docs/students.md for conda."; exit 2;; esac
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -38,15 +38,14 @@ setup: $(READY)
 
 # The grader's end-to-end checks: the mutation catalogue, a class graded in the sandbox, the sandbox holding for
 # a clone under the temporary folder (with its .venv) and under home, the red-team attacks, a fuzzed class of odd
-# submissions, three shards merged, the Gradescope autograder and the container mode (about 22 minutes).
+# submissions, three shards merged, the Gradescope autograder and the container mode.
 GRADING_TESTS := tests/test_grader_catches_mistakes.py tests/test_grading.py tests/test_grading_layouts.py \
 	tests/test_grading_shards.py tests/test_gradescope_autograder.py tests/test_grading_submissions.py \
 	tests/test_grading_container.py tests/test_grading_red_team.py
 
 # The course: nbval over every notebook, and every test but the browser ones and the grader's end-to-end ones.
 # Run by two pytest workers (pytest-xdist), each test file or notebook kept whole on one of them: most tests wait
-# on one core (a child Python importing TensorFlow), so the other core was idle much of the time. On the 2-core AMD
-# EPYC with AVX2 only this took make test from 13:20-13:56 to 6:27-10:01 (five fresh clones, 2026-12-03). TEST_WORKERS=0 runs
+# on one core (a child Python importing TensorFlow), so the other core was idle much of the time. TEST_WORKERS=0 runs
 # it in one process.
 TEST_WORKERS ?= 2
 test: $(READY)

@@ -276,13 +276,11 @@ def kernel_gradients_as_matmuls(model, max_map_pixels: int = 16) -> int:
     one matrix product; return how many layers that is.
 
     The gradient of a convolution's kernel is the product of the input's patches with the
-    gradient of the output. On those small maps TensorFlow's oneDNN kernel for it is slow on
-    some CPUs: on an Intel Xeon with AMX, 16-20 GFLOP/s on 2x2 maps and 50-100 on 4x4, where
-    `tf.matmul` does the same sums at 190-450, and a training step at batch 32 took about a
-    third less time; taking 8x8 maps too gained nothing (`make bench-profile`,
-    models/README.md). On an AMD EPYC with AVX2 only, in float32, it gained a little (52.3
-    against 49.0 img/s, two alternating rounds; README.md), and 8x8 maps again nothing. With oneDNN
-    off it costs nothing. The numbers are the same up to rounding; weights, forward pass and
+    gradient of the output. On such small maps oneDNN's kernel for it is slow on some CPUs
+    (several times slower than `tf.matmul` doing the same sums), and the matrix product makes a
+    training step faster there; elsewhere it gains a little or nothing, and with oneDNN off it
+    costs nothing (`make bench-profile` shows where a step's time goes; docs/development.md).
+    The numbers are the same up to rounding; weights, forward pass and
     saved model do not change. Layers with dilation, groups or channels-first data keep
     TensorFlow's own gradient.
     """
@@ -942,7 +940,7 @@ def digit_probabilities(model, images: np.ndarray, batch_size: int = 32) -> np.n
 
     A hand in a mirror shows the same digit (a left hand is a mirrored right one), so the
     mirror image is a free second look: for the pretrained model it reads more of the photos
-    of hands in real rooms right and makes its confidence more honest (models/README.md).
+    of hands in real rooms right and makes its confidence more honest (docs/model-card.md).
     """
     batch = preprocess(images)
     mirrored = batch[:, :, ::-1]

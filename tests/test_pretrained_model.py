@@ -2,7 +2,7 @@
 and says "not sure" of pictures with no hand.
 
 The figures come from `tools.model.evaluate` on the held-out parts of the real photos
-(`tools.data.real_splits`); the model card (models/README.md) reports the same figures.
+(`tools.data.real_splits`); the model card (docs/model-card.md) reports the same figures.
 """
 
 from __future__ import annotations

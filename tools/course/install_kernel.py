@@ -5,9 +5,9 @@ The kernel is the ordinary IPython kernel with one change: output that C librari
 straight to the process's stderr (TensorFlow's start-up log lines) goes to the terminal that
 runs Jupyter instead of into the notebook, so cells show only what the course prints.
 
-oneDNN: on a CPU without AVX-512 (an AMD EPYC with AVX2 only, 2026-12-03) TensorFlow 2.21
-leaves its oneDNN kernels off unless TF_ENABLE_ONEDNN_OPTS=1, and trains the course's
-ResNet50 about three times slower (12.8 against about 36 img/s, README.md). TensorFlow reads
+oneDNN: on a CPU without AVX-512 TensorFlow 2.21 leaves its oneDNN kernels off unless
+TF_ENABLE_ONEDNN_OPTS=1, and without them trains the course's ResNet50 about three times slower
+(docs/development.md). TensorFlow reads
 the variable once, when it is imported, and the notebooks import it before any of the kit's
 code runs; so the default is set where every Python of this environment starts: a `.pth`
 file in its site-packages, which Python runs at start-up (the kernel, `make` targets and

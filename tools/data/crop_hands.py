@@ -14,7 +14,7 @@ the box's place in its XML file, and one row of `OUT/index.csv`, exactly as in
   "Hand_0000026" -> "Hand"). Split by session, not by photo: a burst's photos are near-identical.
 
 Labels are the source's own: 0 is a closed fist and 3 is index + middle + ring, where SIGNS shows
-0 as an "O" and 3 as thumb + index + middle (see datasets/README.md).
+0 as an "O" and 3 as thumb + index + middle (see docs/data-card.md).
 """
 
 from __future__ import annotations

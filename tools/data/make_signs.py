@@ -1,4 +1,4 @@
-"""Regenerate the kit's SIGNS files: `python -m tools.data.make_signs [--out DIR] [--per-class N]`.
+"""Regenerate the kit's SIGNS files: `python -m tools.data.make_signs [--out DIR] [--train-per-class N] [--test-per-class N]`.
 
 The defaults make exactly the shipped `datasets/train_signs.h5` (180 images per digit) and
 `datasets/test_signs.h5` (20 per digit). A larger `--train-per-class` makes a bigger set for

@@ -5,7 +5,7 @@ CNNs on the kit's generated SIGNS training set only and prints their accuracy on
 of the same six digits: Sign Language Digits, hands on plain walls (default
 ../shared/data/sign-language-digits), and the photos of hands in everyday rooms (default
 ../shared/data/hands-in-the-wild; all of them, since these models train on none). The figures
-say whether a model that learned from the kit's data can read a real hand; datasets/README.md
+say whether a model that learned from the kit's data can read a real hand; docs/data-card.md
 reports them. The figure is the mean over several models that differ only in their seed: on
 photos unlike its training data one model's accuracy swings by tens of points with its seed
 (18.5% to 55.2% for three seeds on the same data), so one model says little.

@@ -42,7 +42,7 @@ EXTENDED: dict[int | str, tuple[str, ...]] = {
 }
 THUMB_OUT = {3, 5}
 # The other way people show a digit, and the share of that digit's images drawn that way. Measured
-# with `make realism` (datasets/README.md): it raised real-photo accuracy, most on the wild photos.
+# with `make realism` (docs/data-card.md): it raised real-photo accuracy, most on the wild photos.
 OTHER_POSE = {0: "fist", 3: "three_fingers"}
 OTHER_POSE_SHARE = 0.4
 # Each pixel's (y, x) on the canvas, from -0.5 to 0.5: the walls' gradient, the light and the vignette use it.
@@ -220,7 +220,7 @@ def render_sign(digit: int, rng: np.random.Generator, size: int = SIZE) -> np.nd
     lines = np.asarray(outlines.filter(ImageFilter.GaussianBlur(SCALE * 0.5)), dtype=np.float32) / 255.0
     # Each part's outline darkens the skin, which marks folded fingers and a thumb in front of the palm as a
     # photo's creases do: with 20-50% darkening instead of 10-25%, models trained on these images read real
-    # photos 12 points better (make realism, ten models; datasets/README.md).
+    # photos 12 points better (make realism, ten models; docs/data-card.md).
     brightness *= 1.0 - rng.uniform(0.2, 0.5) * lines
     skin_rgb = skin[None, None, :] * brightness[:, :, None]
 

@@ -36,10 +36,10 @@ from tools.course.notebook_source import reference_resnet50
 from tools.data import composite_hands, real_splits
 from tools.model import evaluate
 
-SEED = 2016  # the shipped model's: judged on the wild validation sessions, seeds 2015 and 2017 trained worse ones (models/README.md)
+SEED = 2016  # the shipped model's: judged on the wild validation sessions, seeds 2015 and 2017 trained worse ones (docs/model-card.md)
 BATCH_SIZE = 32
 EPOCHS = 24  # 28 until 2026-12-03 (the shipped model's); 24-epoch runs of seeds 2016 and 2015 were within the 28-epoch
-             # runs' spread and took 44.2 and 44.9 min on an AVX2-only AMD EPYC (models/README.md, "Every run of the recipe")
+             # runs' spread and took 44.2 and 44.9 min on an AVX2-only AMD EPYC (its records are in benchmarks/)
 LEARNING_RATE = 3e-4  # the peak, after one epoch of warm-up; 1e-3 made ResNet50 unstable from scratch
 COMPOSITES_PER_HAND = 2
 WILD_REPEATS = 2
