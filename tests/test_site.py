@@ -41,7 +41,7 @@ def test_the_notebook_pages_show_the_stored_outputs_and_the_exercise_stubs(built
 
 def test_a_link_to_a_missing_page_is_named(tmp_path):
     (tmp_path / "index.html").write_text('<a href="guide.html">x</a><a href="https://keras.io/">y</a><a href="#top">z</a>'
-                                         '<img src="images/a.png">')
+                                         '<img src="images/a.png"><a href="/index.html">home, from the site root</a>')
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.png").write_bytes(b"")
     assert site.broken_links(tmp_path) == ["index.html -> guide.html"]

@@ -82,7 +82,8 @@ def broken_links(site: Path = SITE) -> list[str]:
             parts = urlsplit(target)
             if parts.scheme or parts.netloc or not parts.path:  # the web, or an anchor on the same page
                 continue
-            if not (page.parent / unquote(parts.path)).exists():
+            base = site if parts.path.startswith("/") else page.parent  # 404.html links from the site's root
+            if not (base / unquote(parts.path).lstrip("/")).exists():
                 broken.append(f"{page.relative_to(site)} -> {target}")
     return broken
 
