@@ -35,7 +35,7 @@ WILD_TEST_SESSIONS = ("3", "16", "46")
 WILD_VALIDATION_SESSIONS = ("55", "26", "96")
 
 SLD_TEST_FRACTION = 0.2
-SLD_TEST_SEED = 2016  # the held-out fifth of the shipped model (train_pretrained's HOLDOUT_SEED)
+SLD_TEST_SEED = 2016  # the held-out fifth of the shipped model
 SLD_VALIDATION_FRACTION = 0.125  # of the four fifths left: a tenth of all photos
 SLD_VALIDATION_SEED = 2017
 

@@ -9,7 +9,8 @@ most like a student's, and the one validation part the shipped model never train
 model trained on the `train` parts of `tools.data.real_splits` never sees it either).
 It also shows the model pictures with no hand (walls cut from the held-out SLD photos, rooms
 and cats the kit draws) and counts how many come out "not sure", as they should.
-`--markdown FILE` also writes the figures as the model card's "Measured on real photos" section.
+`--markdown FILE` also writes the full figures (confusion matrices, no-hand pictures) as a Markdown section;
+the model card's table is generated from the benchmark records instead (`--record`, tools/docs/benchmarks.py).
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ def text_report(evaluation: Evaluation) -> str:
 
 
 def model_card_section(evaluation: Evaluation) -> str:
-    """Return the model card's "Measured on real photos" section in markdown."""
+    """Return the full figures as a "Measured on real photos" section in markdown."""
     lines = [
         "## Measured on real photos",
         "",
@@ -333,7 +334,7 @@ def main() -> None:
     parser.add_argument("--wild", type=Path, default=real_splits.WILD_PHOTOS, help="the wild photos' folder")
     parser.add_argument("--sld", type=Path, default=real_splits.SLD_PHOTOS, help="Sign Language Digits, DIR/<digit>/*.jpg")
     parser.add_argument("--per-digit", type=int, metavar="N", help="only the first N photos of each digit per source")
-    parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the model card's section to FILE")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the full figures as a Markdown section to FILE")
     parser.add_argument("--write-threshold", action="store_true",
                         help=f"also write the threshold to MODEL{resnets_utils.NOT_SURE_SUFFIX}, where notebook 5 reads it")
     parser.add_argument("--record", action="store_true",
@@ -351,7 +352,7 @@ def main() -> None:
                                     if getattr(args, name) != parser.get_default(name)])
     if args.markdown:
         args.markdown.write_text(model_card_section(evaluation))
-        print(f"\nWrote the model card's section to {args.markdown}.")
+        print(f"\nWrote the full figures to {args.markdown}.")
     if args.write_threshold:
         if evaluation.validation is None or evaluation.threshold is None:
             raise SystemExit("Error: no threshold was chosen, so none is written (see above).")
