@@ -64,11 +64,11 @@ class Figure:
 
 
 def _at_most(limit: float) -> Callable[[float], bool]:
-    return lambda value: value is not None and value <= limit
+    return lambda value: value <= limit
 
 
 def _at_least(limit: float) -> Callable[[float], bool]:
-    return lambda value: value is not None and value >= limit
+    return lambda value: value >= limit
 
 
 # What each command records, in the page's order; the goals are the kit's promises on 2 cores.
