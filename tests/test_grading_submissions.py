@@ -34,7 +34,7 @@ STRIPPING = {"VS Code", "Colab"}  # the editors that save cells without their nb
 EDITS = ("delete", "duplicate", "move")
 # How a notebook gets renamed: a browser downloads it twice, Colab or Jupyter copy it, a student retypes the name.
 RENAMES = ("{name} (1).ipynb", "Copy of {name}.ipynb", "{name}-Copy1.ipynb", "{capitalized}.ipynb")
-FUZZED_STUDENTS = 30
+FUZZED_STUDENTS = 18  # the 12 kinds of odd submission forced once each, and 6 students with what chance gives
 CELL_TIMEOUT = 60
 
 
@@ -339,7 +339,7 @@ def test_the_fuzzed_class_has_every_kind_of_odd_submission(release):
     students = fuzzed_class(release)
     files = [(name, text) for student in students.values() for name, text in student.files.items()]
     names = {name for name, _ in files}
-    assert len(students) >= 30 and all(any(student.notes.values()) for student in students.values())
+    assert len(students) >= 18 and all(any(student.notes.values()) for student in students.values())
     for pattern in RENAMES:
         assert any(pattern.format(name=notebook, capitalized=notebook.title()) in names for notebook in NOTEBOOKS), pattern
     for minor in range(5):
