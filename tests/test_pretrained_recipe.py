@@ -8,7 +8,7 @@ from PIL import Image
 
 import resnets_utils
 from tools.model import train_pretrained
-from tools.course.notebook_source import reference_resnet50
+from tools.course.notebook_source import reference_resnet50, training_recipe
 
 
 def test_recipe_builds_resnet50_from_the_source_notebooks():
@@ -56,6 +56,25 @@ def test_load_pretrained_names_a_damaged_file(tmp_path):
     (tmp_path / "broken.npz").write_bytes(b"nope")
     with pytest.raises(resnets_utils.ModelFileError, match=r"broken\.json/\.npz cannot be loaded"):
         resnets_utils.load_pretrained(tmp_path / "broken")
+
+
+def test_load_your_model_says_to_run_notebook_4_when_its_file_is_missing_or_cut_short(tmp_path):
+    with pytest.raises(resnets_utils.ModelFileError, match=r"my\.keras not found: run notebook 4 to its end"):
+        resnets_utils.load_your_model(tmp_path / "my.keras")
+    (tmp_path / "my.keras").write_bytes(b"PK\x03\x04 a save cut short")
+    with pytest.raises(resnets_utils.ModelFileError, match=r"my\.keras cannot be loaded .*run notebook 4 to its end again"):
+        resnets_utils.load_your_model(tmp_path / "my.keras")
+
+
+def test_load_your_model_reads_what_model_save_wrote(tmp_path):
+    import tensorflow as tf
+
+    model = small_batchnorm_model()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.save(tmp_path / "my.keras")
+    x = np.random.default_rng(5).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_allclose(resnets_utils.load_your_model(tmp_path / "my.keras").predict(x, verbose=0),
+                               model.predict(x, verbose=0), atol=1e-6)
 
 
 def test_exported_model_loads_as_float32_and_predicts_like_the_trained_one(tmp_path):
@@ -205,25 +224,78 @@ def test_kernel_gradients_as_matmuls_leave_dilated_convolutions_to_tensorflow():
     assert resnets_utils.kernel_gradients_as_matmuls(model, 10**6) == 0
 
 
-def test_warmup_cosine_climbs_for_one_epoch_then_falls_to_zero_at_the_last_step():
-    schedule = resnets_utils.warmup_cosine(steps_per_epoch=10, epochs=5, learning_rate=1e-3)
+def test_notebook_4s_schedule_climbs_for_half_an_epoch_then_falls_to_zero_at_the_last_step():
+    _, warmup_cosine = training_recipe()
+    schedule = warmup_cosine(steps_per_epoch=10, epochs=5, peak_learning_rate=1e-3)
     rates = np.array([float(schedule(step)) for step in range(51)])
-    assert rates[0] == 0.0 and np.isclose(rates[10], 1e-3) and np.isclose(rates[50], 0.0, atol=1e-9)
-    assert np.all(np.diff(rates[:11]) > 0) and np.all(np.diff(rates[10:]) < 0)
-    assert np.isclose(rates[30], 0.5e-3, rtol=1e-3), "halfway through the decay, half the peak (a cosine)"
+    assert rates[0] == 0.0 and np.isclose(rates[5], 1e-3) and np.isclose(rates[50], 0.0, atol=1e-9)
+    assert np.all(np.diff(rates[:6]) > 0) and np.all(np.diff(rates[5:]) < 0)
+    assert np.isclose(rates[27] + rates[28], 1e-3, rtol=1e-2), "halfway through the decay, half the peak (a cosine)"
 
 
-def test_compile_for_short_training_uses_the_schedule_and_label_smoothing():
+def test_notebook_4s_compile_uses_adam_on_the_schedule_and_label_smoothing():
     import tensorflow as tf
 
+    compile_for_short_training, _ = training_recipe()
     model = small_batchnorm_model()
-    resnets_utils.compile_for_short_training(model, steps_per_epoch=4, epochs=3, learning_rate=2e-3, label_smoothing=0.2)
+    compile_for_short_training(model, steps_per_epoch=4, epochs=3, peak_learning_rate=2e-3, label_smoothing=0.2)
     assert isinstance(model.optimizer, tf.keras.optimizers.Adam)
     assert float(model.optimizer.learning_rate) == 0.0, "the warm-up starts from zero"
-    x, y = np.ones((8, 3), np.float32), tf.keras.utils.to_categorical(np.arange(8) % 2, 2)
-    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
-    assert np.isclose(float(model.optimizer.learning_rate), 2e-3), "after one epoch of warm-up, the peak"
+    x, y = np.ones((4, 3), np.float32), tf.keras.utils.to_categorical(np.arange(4) % 2, 2)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)  # 2 steps: half an epoch of 4
+    assert np.isclose(float(model.optimizer.learning_rate), 2e-3), "after half an epoch of warm-up, the peak"
     assert model.loss.get_config()["label_smoothing"] == 0.2
+
+
+def traced_fit(model, x, y) -> int:
+    """How many times `fit` traces the training step of `model` for two epochs of `x`, `y`."""
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: traces.append(1) or train_step(data)
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    return len(traces)
+
+
+def test_speed_up_training_traces_the_step_once_and_learns_the_same_weights(monkeypatch):
+    """Keras traces a step that makes the optimizer's and metrics' variables twice; ResNet50's trace takes tens of seconds."""
+    import tensorflow as tf
+
+    monkeypatch.setattr(resnets_utils, "fast_precision", lambda: "float32")  # the precision has its own test below
+    compile_for_short_training, _ = training_recipe()
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    y = tf.keras.utils.to_categorical(np.arange(8) % 2, 2)
+    weights, traces = [], []
+    for speed_up in (False, True):
+        tf.keras.utils.set_random_seed(4)
+        model = small_batchnorm_model()
+        compile_for_short_training(model, steps_per_epoch=2, epochs=2, peak_learning_rate=1e-2)
+        if speed_up:
+            said = resnets_utils.speed_up_training(model)
+            assert said.startswith("precision float32; 0 kernel gradients")
+        traces.append(traced_fit(model, x, y))
+        weights.append(model.get_weights())
+    assert traces == [2, 1], f"traces without and with speed_up_training: {traces}"
+    for plain, fast in zip(*weights):
+        np.testing.assert_allclose(fast, plain, rtol=1e-2, atol=1e-3)
+
+
+def test_speed_up_training_sets_the_fast_precision_on_every_layer_and_the_matmuls_on_resnet50(monkeypatch):
+    import tensorflow as tf
+
+    compile_for_short_training, _ = training_recipe()
+    monkeypatch.setattr(resnets_utils, "fast_precision", lambda: "mixed_bfloat16")  # as on a CPU with bfloat16
+    model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+    compile_for_short_training(model, steps_per_epoch=1, epochs=1, peak_learning_rate=1e-3)
+    said = resnets_utils.speed_up_training(model)
+    assert said.startswith("precision mixed_bfloat16; 29 kernel gradients")
+    layers = [layer for layer in model.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
+    assert {layer.dtype_policy.name for layer in layers} == {"mixed_bfloat16"}
+    assert all(weight.dtype == "float32" for weight in model.weights), "mixed precision keeps float32 weights"
+
+
+def test_speed_up_training_asks_for_a_compiled_model():
+    with pytest.raises(ValueError, match="compile the model first"):
+        resnets_utils.speed_up_training(small_batchnorm_model())
 
 
 def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_path):

@@ -31,6 +31,13 @@ def reference_resnet50():
     return resnets_utils.functions_from(RESNET_NOTEBOOK, "ResNet50")
 
 
+def training_recipe():
+    """Return notebook 4's `compile_for_short_training(model, steps_per_epoch, epochs, peak_learning_rate,
+    label_smoothing=0.1)` and `warmup_cosine(steps_per_epoch, epochs, peak_learning_rate)`: the recipe as
+    the student reads it."""
+    return resnets_utils.functions_from(TRAINING_NOTEBOOK, "compile_for_short_training", "warmup_cosine")
+
+
 def notebook_constant(name: str, notebook: Path = TRAINING_NOTEBOOK):
     """Return the value of the first `NAME = <literal>` line in the notebook's code, such as notebook 4's EPOCHS."""
     import ast

@@ -4,12 +4,12 @@ Prints, in one run on this machine, after the CPU's model name (figures mean lit
 1. images per second of `keras.applications.ResNet50(weights=None)` trained with plain `fit`
    in float32 (the baseline a student would write);
 2. images per second of the kit's recipe (tools/model/train_pretrained.py: the notebooks'
-   ResNet50, the augmenting tf.data pipeline, `resnets_utils.fast_precision`, its batch size;
+   ResNet50, the augmenting tf.data pipeline, `resnets_utils.speed_up_training`, its batch size;
    `--batch-sizes 32,128` measures the recipe at other batch sizes as well);
 3. their ratio, at the recipe's batch size;
 4. notebook 4's training run, from scratch, timed: the same split, recipe
-   (`resnets_utils`' short-training functions), epochs and batch size as the notebook (read
-   from it), with the test accuracy after every epoch; then its final test accuracy and
+   (`compile_for_short_training` and the constants, read from the notebook), epochs and batch
+   size as the notebook, with the test accuracy after every epoch; then its final test accuracy and
    training time, and the time it took to reach 90% and 95% test accuracy.
 With `--record` (what `make bench` passes), the figures are appended to benchmarks/records.jsonl.
 Throughput is timed over whole epochs after one warm-up epoch, which pays for tracing.
@@ -25,7 +25,7 @@ import numpy as np
 
 import resnets_utils
 from tools import cpu_model
-from tools.course.notebook_source import notebook_constant, reference_resnet50
+from tools.course.notebook_source import notebook_constant, reference_resnet50, training_recipe
 from tools.docs import benchmarks
 from tools.model.train_pretrained import BATCH_SIZE, SEED, compile_for_training
 
@@ -65,13 +65,12 @@ def notebook_run(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
     validation = (resnets_utils.preprocess(x_train[val]), tf.keras.utils.to_categorical(y_train[val], 6))
     tf.keras.utils.set_random_seed(NOTEBOOK_SEED)
     pipeline = resnets_utils.training_pipeline(x_train[train], y_train[train], batch_size=batch_size, augment=False)
-    tf.keras.mixed_precision.set_global_policy(resnets_utils.fast_precision())
     model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
-    tf.keras.mixed_precision.set_global_policy("float32")
     resnets_utils.zero_init_residual(model)
-    resnets_utils.set_batchnorm_momentum(model)  # the defaults are notebook 4's momentum and label smoothing
-    resnets_utils.kernel_gradients_as_matmuls(model)
-    resnets_utils.compile_for_short_training(model, len(pipeline), epochs, learning_rate)
+    resnets_utils.set_batchnorm_momentum(model, 0.9)  # notebook 4's
+    compile_for_short_training, _ = training_recipe()
+    compile_for_short_training(model, len(pipeline), epochs, learning_rate)
+    resnets_utils.speed_up_training(model)
     x_test_ready = resnets_utils.preprocess(x_test)
     seconds, reached = 0.0, {}
     for epoch in range(1, epochs + 1):
@@ -127,11 +126,10 @@ def main() -> None:
     for batch_size in args.batch_sizes:
         tf.keras.backend.clear_session()
         tf.keras.utils.set_random_seed(SEED)
-        tf.keras.mixed_precision.set_global_policy(precision)
         pipeline = resnets_utils.training_pipeline(x_train, y_train, batch_size=batch_size, seed=SEED)
         model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
-        resnets_utils.kernel_gradients_as_matmuls(model)
         compile_for_training(model, steps_per_epoch=len(pipeline), epochs=args.epochs + 2)
+        resnets_utils.speed_up_training(model)
         kit_speed = images_per_second(model, pipeline, len(x_train), args.epochs, shuffle=False)
         recipe = " (the recipe's)" if batch_size == BATCH_SIZE else ""
         print(f"the kit's recipe ({precision}, batch {batch_size}{recipe}, tf.data pipeline): {kit_speed:.1f} img/s", flush=True)

@@ -11,9 +11,9 @@ copied). It learns from (`training_data`):
 - backgrounds with no hand, whose target gives every digit the same probability: a model
   that learned to be unsure of them says "not sure" for a photo of a wall.
 The validation and test parts are never trained on. Input pipeline: tf.data with augmentation
-(`resnets_utils.training_pipeline`); one epoch of learning-rate warm-up, then cosine decay;
-mixed bfloat16 where the CPU has bf16 instructions and oneDNN is on (`resnets_utils.fast_precision`);
-the kernel gradients of stages 4 and 5 as matrix products (`resnets_utils.kernel_gradients_as_matmuls`);
+(`resnets_utils.training_pipeline`); half an epoch of learning-rate warm-up, then cosine decay (notebook 4's schedule);
+notebook 4's compile (`compile_for_short_training`, read from the notebook) without label smoothing;
+what only makes training faster here (`resnets_utils.speed_up_training`: precision, kernel gradients);
 a checkpoint every epoch, and an interrupted run resumes where it stopped (only with its own
 settings: `check_resume_settings`). At the end it measures the exported file
 (`tools.model.evaluate`) and writes the "not sure" threshold chosen on the wild validation
@@ -32,7 +32,7 @@ import numpy as np
 
 import resnets_utils
 from tools import at_least
-from tools.course.notebook_source import reference_resnet50
+from tools.course.notebook_source import reference_resnet50, training_recipe
 from tools.data import composite_hands, real_splits
 from tools.model import evaluate
 
@@ -40,7 +40,7 @@ SEED = 2016  # the shipped model's: judged on the wild validation sessions, seed
 BATCH_SIZE = 32
 EPOCHS = 24  # 28 until 2026-12-03 (the shipped model's); 24-epoch runs of seeds 2016 and 2015 were within the 28-epoch
              # runs' spread and took 44.2 and 44.9 min on an AVX2-only AMD EPYC (its records are in benchmarks/)
-LEARNING_RATE = 3e-4  # the peak, after one epoch of warm-up; 1e-3 made ResNet50 unstable from scratch
+LEARNING_RATE = 3e-4  # the peak, after half an epoch of warm-up; 1e-3 made ResNet50 unstable from scratch
 COMPOSITES_PER_HAND = 2
 WILD_REPEATS = 2
 NO_HAND_SHARE = 0.1  # backgrounds alone, as a share of the images with a hand
@@ -89,9 +89,10 @@ def with_no_hand_targets(pipeline):
 
 
 def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate: float = LEARNING_RATE) -> None:
-    """Notebook 4's compile (`resnets_utils.compile_for_short_training`) without label smoothing: the
-    no-hand images already teach the model where to be unsure."""
-    resnets_utils.compile_for_short_training(model, steps_per_epoch, epochs, learning_rate, label_smoothing=0.0)
+    """Notebook 4's compile (`compile_for_short_training`, read from the notebook) without label
+    smoothing: the no-hand images already teach the model where to be unsure."""
+    compile_for_short_training, _ = training_recipe()
+    compile_for_short_training(model, steps_per_epoch, epochs, learning_rate, label_smoothing=0.0)
 
 
 class ResumeMismatch(RuntimeError):
@@ -131,7 +132,7 @@ def main() -> None:
     parser.add_argument("--wild", type=folder_or_none, default=real_splits.WILD_PHOTOS, help="the wild photos' folder ('' for none)")
     parser.add_argument("--epochs", type=at_least(1), default=EPOCHS)
     parser.add_argument("--batch-size", type=at_least(1), default=BATCH_SIZE)
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="peak, after one epoch of warm-up")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="peak, after half an epoch of warm-up")
     parser.add_argument(
         "--seed", type=at_least(0), default=SEED,
         help="draws the composites, the data order and the augmentation; other seeds show how far one run of the recipe is from another",
@@ -148,11 +149,10 @@ def main() -> None:
 
     tf.keras.utils.set_random_seed(args.seed)
     gpus = len(tf.config.list_physical_devices("GPU"))
-    tf.keras.mixed_precision.set_global_policy(resnets_utils.fast_precision())
     strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
-    print(f"Precision {tf.keras.mixed_precision.global_policy().name}; {max(gpus, 1)} {'GPU' if gpus else 'CPU'} replica(s); seed {args.seed}.")
+    print(f"Precision {resnets_utils.fast_precision()}; {max(gpus, 1)} {'GPU' if gpus else 'CPU'} replica(s); seed {args.seed}.")
     settings = {"seed": args.seed, "epochs": args.epochs, "batch size": args.batch_size, "learning rate": args.learning_rate,
-                "images": counts, "precision": tf.keras.mixed_precision.global_policy().name}
+                "images": counts, "precision": resnets_utils.fast_precision()}
     try:
         check_resume_settings(args.work, settings)
     except ResumeMismatch as error:
@@ -161,8 +161,8 @@ def main() -> None:
     pipeline = with_no_hand_targets(batches)
     with strategy.scope():
         model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
-        resnets_utils.kernel_gradients_as_matmuls(model)
         compile_for_training(model, len(batches), args.epochs, args.learning_rate)
+        print(resnets_utils.speed_up_training(model))
     start = time.perf_counter()
     model.fit(
         pipeline,
@@ -176,7 +176,6 @@ def main() -> None:
     print(f"Trained in {(time.perf_counter() - start) / 60:.1f} min.")
     path = args.work / "resnet50_signs"
     export(model, path)
-    tf.keras.mixed_precision.set_global_policy("float32")
     report(path, args.sld, args.wild)  # judge the file, not the run
     print(f"Wrote {path}.json/.npz; copy them (and {path.name}{resnets_utils.NOT_SURE_SUFFIX}) into models/ when the figures improve.")
 
@@ -192,9 +191,6 @@ def report(path: Path, sld: Path | None, wild: Path | None) -> None:
 
 def export(model, path: Path) -> None:
     """Write the architecture as float32 Keras JSON and the weights as float16 (`load_pretrained` reads both)."""
-    import tensorflow as tf
-
-    tf.keras.mixed_precision.set_global_policy("float32")
     float32_model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
     path.with_suffix(".json").write_text(float32_model.to_json())
     np.savez(path.with_suffix(".npz"), **{f"w{i}": w.astype(np.float16) for i, w in enumerate(model.get_weights())})
