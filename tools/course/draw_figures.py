@@ -127,6 +127,30 @@ def draw_sample_photos() -> None:
     save(composite(render_sign(3, rng, size=192), no_rooms, rng), "sample_hand_3_tiled_wall.jpg")
     save(np.rot90(render_sign(1, np.random.default_rng(2026), size=192)).copy(), "sample_hand_1_sideways.jpg")
     save(drawn_cat(np.random.default_rng(2027)), "sample_no_hand_cat.jpg")
+    draw_sample_whole_photo()
+
+
+def draw_sample_whole_photo() -> None:
+    """images/sample_whole_photo.jpg: a photo as people take it, for notebook 5's hand finder: a drawn room
+    (a wall, and a cat's face where a person's would be) with a drawn hand showing 2 in a fifth of it."""
+    from PIL import Image
+
+    from resnets_utils import Box
+    from tools.data.composite_hands import cut_out_hand, drawn_background, drawn_cat, place_hand
+    from tools.data.signs_generator import render_sign
+
+    rng = np.random.default_rng(2032)
+    room = np.asarray(Image.fromarray(drawn_background(rng).astype(np.uint8)).resize((640, 480), Image.BICUBIC))
+    cat = np.asarray(Image.fromarray(drawn_cat(np.random.default_rng(2027))).resize((160, 160), Image.BICUBIC))
+    room = room.copy()
+    room[60:220, 400:560] = cat
+    hand = None
+    while hand is None:
+        hand = cut_out_hand(render_sign(2, rng, size=192), rng, turns=0)
+    placed = None
+    while placed is None:
+        placed = place_hand(room, [Box(400, 60, 560, 220)], *hand, rng)
+    Image.fromarray(placed[0]).save(IMAGES_DIR / "sample_whole_photo.jpg", quality=92)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 BLOCKS_NOTEBOOK = NOTEBOOKS / "02_residual_blocks.ipynb"
 RESNET_NOTEBOOK = NOTEBOOKS / "03_resnet50.ipynb"
 TRAINING_NOTEBOOK = NOTEBOOKS / "04_training.ipynb"
+PHOTO_NOTEBOOK = NOTEBOOKS / "05_your_own_image.ipynb"
 
 
 def solution_source(grade_id: str, notebook: Path = BLOCKS_NOTEBOOK) -> str:
@@ -36,6 +37,12 @@ def training_recipe():
     label_smoothing=0.1)` and `warmup_cosine(steps_per_epoch, epochs, peak_learning_rate)`: the recipe as
     the student reads it."""
     return resnets_utils.functions_from(TRAINING_NOTEBOOK, "compile_for_short_training", "warmup_cosine")
+
+
+def intersection_over_union():
+    """Return notebook 5's `intersection_over_union(a, b)` of two boxes (left, top, right, bottom): how the
+    kit judges its hand finder is how the student learns to."""
+    return resnets_utils.functions_from(PHOTO_NOTEBOOK, "intersection_over_union")
 
 
 def notebook_constant(name: str, notebook: Path = TRAINING_NOTEBOOK):

@@ -16,6 +16,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from resnets_utils import Box
+
 SIZE = 64
 SKIN_CHROMA = 0.07  # (red - blue) / (red + green + blue): about 0 for the grey walls, 0.1-0.25 for skin
 MIN_HAND_SHARE = 0.08  # a mask covering less of the photo missed the hand (a dark photo): the photo is left out
@@ -157,3 +159,46 @@ def composite_hands(
                 images.append(image)
                 kept.append(label)
     return np.stack(images), np.asarray(kept, dtype=np.int64)
+
+
+# --- Hands placed in larger pictures, with their boxes: what the hand finder learns from -----------
+
+
+def overlaps(a: Box, b: Box) -> bool:
+    """Whether two boxes share any area."""
+    return min(a.right, b.right) > max(a.left, b.left) and min(a.bottom, b.bottom) > max(a.top, b.top)
+
+
+def cut_out_hand(photo: np.ndarray, rng: np.random.Generator, turns: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return (hand pixels, alpha) of a plain-wall photo, tinted as another skin and light, cropped to the hand."""
+    alpha = hand_mask(photo)
+    if alpha.mean() < MIN_HAND_SHARE:
+        return None
+    rows, cols = np.nonzero(alpha > 0.5)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    tone = rng.uniform(0.45, 1.15) * rng.uniform(0.92, 1.08, size=3)
+    hand = photo[top:bottom, left:right].astype(np.float32) * tone
+    alpha = alpha[top:bottom, left:right]
+    turns = int(rng.choice([0, 0, 1, 3])) if turns is None else turns  # quarter turns: sometimes sideways, as SIGNS' 2s are held
+    return np.rot90(hand, turns), np.rot90(alpha, turns)
+
+
+def place_hand(image: np.ndarray, boxes: list[Box], hand: np.ndarray, alpha: np.ndarray, rng: np.random.Generator):
+    """Place a cut-out hand on `image` where it covers no labelled hand; return (image, boxes) or None."""
+    height, width = image.shape[:2]
+    side = rng.uniform(0.2, 0.7) * min(height, width)
+    factor = side / max(hand.shape[:2])
+    size = (max(4, int(hand.shape[1] * factor)), max(4, int(hand.shape[0] * factor)))
+    for _ in range(10):
+        left, top = int(rng.uniform(0, width - size[0])), int(rng.uniform(0, height - size[1]))
+        box = Box(left, top, left + size[0], top + size[1])
+        if all(not overlaps(box, other) for other in boxes):
+            break
+    else:
+        return None
+    scaled = np.stack([np.asarray(Image.fromarray(np.clip(hand[..., c], 0, 255).astype(np.uint8)).resize(size, Image.BILINEAR)) for c in range(3)], -1)
+    mask = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).resize(size, Image.BILINEAR), dtype=np.float32)[..., None] / 255
+    result = image.astype(np.float32).copy()
+    region = result[top : top + size[1], left : left + size[0]]
+    result[top : top + size[1], left : left + size[0]] = mask * scaled + (1 - mask) * region
+    return np.clip(result, 0, 255).astype(np.uint8), boxes + [box]

@@ -6,7 +6,7 @@ the number of open fingers). Each hand becomes `OUT/<label>/<split>_<stem>_<i>.j
 the box's place in its XML file, and one row of `OUT/index.csv`, exactly as in
 ../shared/data/hands-in-the-wild/ (same crop, file names and columns):
 
-- the crop is a square of 1.15 times the box's longer side, centred on the box, moved inside the
+- the crop is a square of 1.15 times (`resnets_utils.hand_crop_box`) the box's longer side, centred on the box, moved inside the
   photo where it would cross an edge (and no larger than the photo's shorter side), its corners
   rounded to whole pixels; it is resized to 128x128 and saved as JPEG of quality 95;
 - `session` is the capture burst, the photo's name before "_pic" ("16_pic00003" -> "16",
@@ -27,7 +27,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-CROP_SCALE = 1.15
+import resnets_utils
+
 CROP_SIZE = 128
 JPEG_QUALITY = 95  # the quantisation tables of the crops in ../shared are those of quality 95
 SPLITS = ("train", "test")
@@ -43,12 +44,9 @@ class CropError(RuntimeError):
 
 
 def crop_box(box: Box, width: int, height: int) -> Box:
-    """The square crop (x0, y0, x1, y1) around a hand's box (xmin, ymin, xmax, ymax) in a width x height photo."""
-    xmin, ymin, xmax, ymax = box
-    side = min(CROP_SCALE * max(xmax - xmin, ymax - ymin), width, height)
-    x0 = min(max((xmin + xmax) / 2 - side / 2, 0), width - side)
-    y0 = min(max((ymin + ymax) / 2 - side / 2, 0), height - side)
-    return round(x0), round(y0), round(x0 + side), round(y0 + side)
+    """The square crop (x0, y0, x1, y1) around a hand's box (xmin, ymin, xmax, ymax) in a width x height photo:
+    `resnets_utils.hand_crop_box`, the crop the kit's reader reads a found hand by."""
+    return tuple(int(v) for v in resnets_utils.hand_crop_box(resnets_utils.Box(*box), width, height))
 
 
 def session_of(stem: str) -> str:

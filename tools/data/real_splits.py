@@ -83,7 +83,7 @@ def _read_wild_index(index: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _part_of_session(session: str) -> str:
+def part_of_session(session: str) -> str:
     """Return the part a wild capture session belongs to: "test", "validation", or "train" (any other session)."""
     if session in WILD_TEST_SESSIONS:
         return "test"
@@ -109,7 +109,7 @@ def wild_split_table(folder: Path = WILD_PHOTOS) -> str:
         return f"{part:<11} {session:<8}" + "".join(f"{n:>6}" for n in counts) + f"{len(chosen):>6}"
 
     for name in ("train", "validation", "test"):
-        in_part = [row for row in rows if _part_of_session(row["session"]) == name]
+        in_part = [row for row in rows if part_of_session(row["session"]) == name]
         for session in sorted({row["session"] for row in in_part}, key=_numbered_first):
             lines.append(line(name, session, [row for row in in_part if row["session"] == session]))
         lines.append(line(name, "all", in_part))
@@ -130,7 +130,7 @@ def split_wild(folder: Path = WILD_PHOTOS) -> dict[str, Part]:
         raise RealDataError(f"{index} has no session {', '.join(absent)}, which the split holds out.")
     split = {}
     for name in ("train", "validation", "test"):
-        chosen = [row for row in rows if _part_of_session(row["session"]) == name]
+        chosen = [row for row in rows if part_of_session(row["session"]) == name]
         split[name] = Part([Path(folder) / row["file"] for row in chosen], np.array([int(row["label"]) for row in chosen]))
     _require_every_digit(split["validation"], f"{index}: the validation sessions {', '.join(WILD_VALIDATION_SESSIONS)}")
     _require_every_digit(split["test"], f"{index}: the test sessions {', '.join(WILD_TEST_SESSIONS)}")

@@ -1,7 +1,7 @@
 """Benchmark records and the pages they render: `python -m tools.docs.benchmarks [--check]` (`make benchmarks-page`).
 
 Every benchmark command (`make bench`, `bench-profile`, `bench-data`, `bench-grade`, `realism`,
-`evaluate-pretrained`) prints its figures and, with `--record`, appends one JSON line to
+`evaluate-pretrained`, `compare-tracker`) prints its figures and, with `--record`, appends one JSON line to
 `benchmarks/records.jsonl`: the command, the commit, the CPU, the date and the figures. This module
 renders `docs/benchmarks.md` from those records (the latest record of each command on each kind of
 CPU, beside its goal) and fills the generated tables of the model card and the data card, so that
@@ -113,10 +113,21 @@ BENCHMARKS: dict[str, tuple[Figure, ...]] = {
         Figure("wild_answered", "held-out wild sessions: photos answered above the threshold", "percent"),
         Figure("wild_right_when_answered", "held-out wild sessions: right when answered", "percent"),
     ),
+    "make compare-tracker": (
+        Figure("kit_tight", "held-out wild sessions, tight crops: the kit (find, then read)", "percent", "at least 81%", _at_least(0.81)),
+        Figure("tracker_tight", "the same photos: MediaPipe Hands + finger rule", "percent"),
+        Figure("kit_half", "half-frame crops (the hand fills about half): the kit", "percent", "at least 87%", _at_least(0.87)),
+        Figure("tracker_half", "the same photos: MediaPipe Hands + finger rule", "percent"),
+        Figure("kit_whole", "whole photos, one hand in each: the kit", "percent", "at least 78%", _at_least(0.78)),
+        Figure("tracker_whole", "the same photos: MediaPipe Hands + finger rule", "percent"),
+        Figure("kit_whole_answered", "whole photos the kit answers (above \"not sure\", a hand found)", "percent", "at least 70%", _at_least(0.70)),
+        Figure("kit_whole_right_when_answered", "whole photos: the kit right when it answers", "percent", "at least 95%", _at_least(0.95)),
+        Figure("seconds_per_phone_photo", "one 12-megapixel photo through `predict_photo`", "seconds", "at most 1 s", _at_most(1.0)),
+    ),
 }
 # The generated tables of the cards: which commands each shows.
 BLOCKS = {
-    "model-card": (KIT_DIR / "docs" / "model-card.md", ("make evaluate-pretrained",)),
+    "model-card": (KIT_DIR / "docs" / "model-card.md", ("make evaluate-pretrained", "make compare-tracker")),
     "data-card": (KIT_DIR / "docs" / "data-card.md", ("make bench-data", "make realism")),
 }
 

@@ -1,0 +1,162 @@
+"""The kit beside a hand tracker on the same held-out photos: `python -m tools.model.compare_tracker [--record]`.
+
+`make compare-tracker` runs it. Every hand of the wild photos' test sessions (`frames.csv`,
+sessions `tools.data.real_splits.WILD_TEST_SESSIONS`, never trained on) is framed three ways:
+- a tight crop: the square of 1.15 times the hand's box, as the shared crops are cut;
+- a half-frame crop: a square of 2.2 times the box, centred on it (the hand fills about half);
+- the whole photo, for photos with one hand (a webcam selfie).
+The kit reads each with `resnets_utils.predict_photo` (find the hand, then read it); MediaPipe
+Hands with a finger-counting rule (`tools/model/tracker_fingers.py`, in its own environment)
+counts the fingers of the same files. Both are scored by mean per-class accuracy, where "no
+hand found" and "not sure" count as wrong. The framed photos are written to a temporary folder
+and deleted: they hold the shared photos' pixels, which never enter the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+import resnets_utils
+from tools.data import real_splits
+from tools.docs import benchmarks
+from tools.model import evaluate
+from tools.model.train_finder import read_frames
+
+FRAMINGS = {"tight crop": 1.15, "half-frame crop": 2.2, "whole photo": None}
+TRACKER_PYTHON = resnets_utils.KIT_DIR / ".venv-tracker" / "bin" / "python"
+TRACKER_SCRIPT = Path(__file__).with_name("tracker_fingers.py")
+
+
+class TrackerError(RuntimeError):
+    """The tracker's environment is missing or its run failed."""
+
+
+def write_framings(frames: dict[str, list], folder: Path) -> dict[str, list[tuple[Path, int]]]:
+    """Write every framing of every labelled hand to `folder` as JPEG; return {framing: [(file, digit)]}."""
+    written: dict[str, list[tuple[Path, int]]] = {name: [] for name in FRAMINGS}
+    for number, (path, hands) in enumerate(sorted(frames.items())):
+        photo = Image.open(path).convert("RGB")
+        for place, (label, box) in enumerate(hands):
+            if label < 0:
+                continue
+            for name, scale in FRAMINGS.items():
+                if scale is None:
+                    if len(hands) != 1:
+                        continue
+                    picture = photo
+                else:
+                    picture = photo.crop(tuple(resnets_utils.hand_crop_box(box, photo.width, photo.height, scale)))
+                file = folder / f"{name.replace(' ', '-')}-{number}-{place}.jpg"
+                picture.save(file, quality=95)
+                written[name].append((file, label))
+    return written
+
+
+def mean_per_class(labels: np.ndarray, answers: list[int | None]) -> float:
+    """Mean over the digits of the share of photos answered with their digit (None is never right)."""
+    right = np.array([answer == label for answer, label in zip(answers, labels)])
+    return float(np.mean([right[labels == digit].mean() for digit in np.unique(labels)]))
+
+
+def run_tracker(files: list[Path], folder: Path) -> dict[str, int | None]:
+    """Run MediaPipe Hands in its own environment over `files`; raise TrackerError when it cannot run."""
+    if not TRACKER_PYTHON.is_file():
+        raise TrackerError(f"{TRACKER_PYTHON} not found: `make compare-tracker` creates the tracker's environment first.")
+    listing, out = folder / "photos.json", folder / "counts.json"
+    listing.write_text(json.dumps([str(file) for file in files]))
+    done = subprocess.run([str(TRACKER_PYTHON), str(TRACKER_SCRIPT), str(listing), str(out)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise TrackerError(f"MediaPipe Hands failed ({TRACKER_SCRIPT.name}):\n{done.stderr[-2000:]}")
+    return json.loads(out.read_text())
+
+
+def compare(wild: Path, tracker: bool = True) -> dict:
+    """Return the figures of both readers on the three framings of the test sessions."""
+    frames = read_frames(wild)["test"]
+    model, threshold = resnets_utils.load_pretrained(), resnets_utils.not_sure_below()
+    finder = resnets_utils.load_hand_finder(reader=model)
+    figures: dict = {"photos": {}, "kit": {}, "kit_answered": {}, "kit_right_when_answered": {}, "tracker": {}, "tracker_no_hand": {}}
+    with tempfile.TemporaryDirectory(prefix="compare-tracker-") as temporary:
+        framings = write_framings(frames, Path(temporary))
+        counts = run_tracker([file for pairs in framings.values() for file, _ in pairs], Path(temporary)) if tracker else {}
+        for name, pairs in framings.items():
+            labels = np.array([label for _, label in pairs])
+            readings = [resnets_utils.predict_photo(model, file, threshold, finder=finder)
+                        for file, _ in tqdm(pairs, desc=f"The kit reads: {name}", unit="photo")]
+            digits = [reading.digit for reading in readings]
+            answered = np.array([digit is not None for digit in digits])
+            figures["photos"][name] = len(pairs)
+            figures["kit"][name] = mean_per_class(labels, digits)
+            figures["kit_answered"][name] = float(answered.mean())
+            figures["kit_right_when_answered"][name] = float(np.mean(np.array(digits)[answered] == labels[answered])) if answered.any() else 0.0
+            if tracker:
+                tracked = [counts[str(file)] for file, _ in pairs]
+                figures["tracker"][name] = mean_per_class(labels, tracked)
+                figures["tracker_no_hand"][name] = float(np.mean([count is None for count in tracked]))
+    return figures
+
+
+def seconds_per_phone_photo(repeats: int = 3) -> float:
+    """Seconds `predict_photo` takes for a 12-megapixel JPEG (4032x3024, drawn here), after a first call."""
+    model = resnets_utils.load_pretrained()
+    finder = resnets_utils.load_hand_finder(reader=model)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as temporary:
+        path = Path(temporary) / "phone.jpg"
+        Image.fromarray(rng.integers(0, 255, (3024 // 8, 4032 // 8, 3), dtype=np.uint8)).resize((4032, 3024)).save(path, quality=90)
+        resnets_utils.predict_photo(model, path, finder=finder)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            resnets_utils.predict_photo(model, path, finder=finder)
+        return (time.perf_counter() - started) / repeats
+
+
+def table(figures: dict) -> str:
+    names = list(figures["kit"])
+    lines = ["| held-out photos, framed as | photos | kit: mean per-class accuracy | kit: answered (right when answering) | MediaPipe Hands + rule |",
+             "| --- | --- | --- | --- | --- |"]
+    for name in names:
+        tracker = f"{figures['tracker'][name]:.1%} (no hand found in {figures['tracker_no_hand'][name]:.0%})" if name in figures["tracker"] else "not run"
+        lines.append(f"| {name} | {figures['photos'][name]} | {figures['kit'][name]:.1%} | "
+                     f"{figures['kit_answered'][name]:.0%} ({figures['kit_right_when_answered'][name]:.0%}) | {tracker} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wild", type=Path, default=real_splits.WILD_PHOTOS, help="the wild photos' folder (frames.csv, frames/)")
+    parser.add_argument("--no-tracker", action="store_true", help="measure the kit only")
+    parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/records.jsonl")
+    args = parser.parse_args()
+    try:
+        figures = compare(args.wild, tracker=not args.no_tracker)
+        figures["seconds_per_phone_photo"] = seconds_per_phone_photo()
+    except (resnets_utils.ModelFileError, resnets_utils.PhotoError, real_splits.RealDataError, TrackerError) as error:
+        raise SystemExit(f"Error: {error}") from None
+    print(table(figures))
+    print(f"\nOne 12-megapixel photo: {figures['seconds_per_phone_photo']:.2f} s with predict_photo.")
+    if args.record:
+        if args.no_tracker or args.wild != parser.get_default("wild"):
+            print("Not recorded: the benchmark is both readers on the shared held-out sessions.")
+            return
+        keys = {"tight crop": "tight", "half-frame crop": "half", "whole photo": "whole"}
+        benchmarks.record("make compare-tracker", {
+            **{f"kit_{keys[name]}": round(value, 4) for name, value in figures["kit"].items()},
+            **{f"tracker_{keys[name]}": round(value, 4) for name, value in figures["tracker"].items()},
+            "kit_whole_answered": round(figures["kit_answered"]["whole photo"], 4),
+            "kit_whole_right_when_answered": round(figures["kit_right_when_answered"]["whole photo"], 4),
+            "seconds_per_phone_photo": round(figures["seconds_per_phone_photo"], 3)})
+        print("Recorded in benchmarks/records.jsonl; `make benchmarks-page` shows it.")
+
+
+if __name__ == "__main__":
+    main()
