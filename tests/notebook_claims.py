@@ -153,5 +153,15 @@ CLAIMS: dict[str, list[Claim]] = {
         Claim("the cat's probabilities are spread widest: no digit gets even a third, less than either hand's best guess",
               "(lambda cat: cat.confidence < 1 / 3 and all(cat.confidence < unlike_readings[what].confidence "
               "for what in ('a 3 on a tiled wall', 'a 1 turned on its side')))(unlike_readings['a cat, no hand'])"),
+        # Section 5, find, then read
+        Claim("shrunk whole to 64x64, the drawn whole photo's 2 is not read as a 2",
+              "whole_reading.digit != 2"),
+        Claim("one cell stands out, where the hand is; the cat's face and the wall stay dark (every cell away from "
+              "the best one's neighbours scores under the no-hand line)",
+              "(lambda row, col: all(scores[r, c] < finder.no_hand_below for r in range(16) for c in range(16) "
+              "if max(abs(r - row), abs(c - col)) > 1))(*np.unravel_index(scores.argmax(), scores.shape))"),
+        Claim("found and cut out, the hand is read as it was meant, a 2, with one hand found",
+              "whole_photo_reading.digit == 2 and whole_photo_reading.hands == 1"),
+        Claim("the cat has no hand, and gets no digit", "cat_reading.digit is None"),
     ],
 }

@@ -6,8 +6,8 @@ each notebook, checks that its kernel starts, clears the outputs and runs Jupyte
 page holds. The lab serves a copy of the kit in a temporary folder, so nothing the UI
 saves reaches `notebooks/` (whose stored outputs nbval compares). The same happens for the
 student release with the reference solutions written in, for each notebook whose code there
-differs from the source's. After notebook 5 has run, a phone-sized photo is uploaded in it
-and read, as a student does. A screenshot of each notebook goes to `build/browser/`.
+differs from the source's. After notebook 5 has run, a phone-sized whole photo of a hand in
+a room is uploaded in it, and the hand found and read, as a student does. A screenshot of each notebook goes to `build/browser/`.
 
 Without Chromium (`/usr/bin/chromium`) or Playwright these tests skip; with
 RESNETS_REQUIRE_BROWSER=1, as CI sets it, they fail instead.
@@ -208,23 +208,33 @@ def test_each_release_notebook_with_the_reference_solutions_runs_to_the_end_in_j
     run_in_jupyterlab(chromium, solved_release, name, SCREENSHOTS / f"release-{Path(name).stem}.png")
 
 
-def phone_sized_photo(folder: Path) -> Path:
-    """The sample 5, blown up to 4000x4000 with sensor-like noise: a JPEG over Tornado's 10 MiB message limit."""
+# A whole photo with one hand, from a wild test session (never trained on), that the kit reads right; and its digit.
+WILD_WHOLE_PHOTO, WILD_WHOLE_PHOTO_DIGIT = "frames/train_16_pic00002.jpg", 5  # session 16, a test session here
+
+
+def phone_sized_photo(folder: Path) -> tuple[Path, int]:
+    """A whole photo blown up to 4000x3000 with sensor-like noise, a JPEG over Tornado's 10 MiB message limit,
+    and its digit: a photo of a hand in a room from ../shared's wild test sessions, or without ../shared the
+    kit's drawn whole photo."""
     import numpy as np
     from PIL import Image
 
-    small = Image.open(KIT_DIR / "images" / "sample_hand_5.jpg").convert("RGB")
-    pixels = np.asarray(small.resize((4000, 4000), Image.Resampling.BICUBIC), dtype=np.float32)
+    from tools.data.real_splits import WILD_PHOTOS
+
+    wild = WILD_PHOTOS / WILD_WHOLE_PHOTO
+    source, digit = (wild, WILD_WHOLE_PHOTO_DIGIT) if wild.is_file() else (KIT_DIR / "images" / "sample_whole_photo.jpg", 2)
+    small = Image.open(source).convert("RGB")
+    pixels = np.asarray(small.resize((4000, 3000), Image.Resampling.BICUBIC), dtype=np.float32)
     pixels += np.random.default_rng(0).normal(0, 16, pixels.shape)
-    path = folder / "phone_photo_of_a_5.jpg"
+    path = folder / f"phone_photo_of_a_{digit}.jpg"
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=97)
-    return path
+    return path, digit
 
 
 def upload_a_phone_sized_photo(folder: Path):
-    """What a student does after running notebook 5: upload a phone-sized photo of a 5 (over 10 MiB), and read
-    the model's answer under the upload button, beside the photo and what the model sees."""
-    photo = phone_sized_photo(folder)
+    """What a student does after running notebook 5: upload a phone-sized whole photo (over 10 MiB), and read
+    the answer under the upload button, beside the photo with the hand's box and the crop the model read."""
+    photo, digit = phone_sized_photo(folder)
     assert photo.stat().st_size > 10 * 2**20, "the photo must be larger than Jupyter's default websocket message limit"
 
     def upload(page):
@@ -233,11 +243,11 @@ def upload_a_phone_sized_photo(folder: Path):
         with page.expect_file_chooser() as chooser:  # the widget's file input is not in the page: its button opens it
             page.locator(".widget-upload").click()
         chooser.value.set_files(str(photo))
-        answer = page.locator(".widget-output").get_by_text("The model's answer: a 5")
+        answer = page.locator(".widget-output").get_by_text(f"The answer: a {digit}")
         answer.wait_for(timeout=60_000)
         answer.scroll_into_view_if_needed()
         page.screenshot(path=SCREENSHOTS / "05_your_own_image-upload.png")
-        assert page.locator(".widget-output img").count() == 2  # the photo beside what the model sees, then the bars
+        assert page.locator(".widget-output img").count() == 2  # the photo with the box beside the crop, then the bars
 
     return upload
 

