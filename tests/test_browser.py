@@ -213,7 +213,7 @@ WILD_WHOLE_PHOTO, WILD_WHOLE_PHOTO_DIGIT = "frames/train_16_pic00002.jpg", 5  # 
 
 
 def phone_sized_photo(folder: Path) -> tuple[Path, int]:
-    """A whole photo blown up to 4000x3000 with sensor-like noise, a JPEG over Tornado's 10 MiB message limit,
+    """A whole photo blown up to 4624x3468 (16 megapixels) with sensor-like noise, a JPEG over Tornado's 10 MiB message limit,
     and its digit: a photo of a hand in a room from ../shared's wild test sessions, or without ../shared the
     kit's drawn whole photo."""
     import numpy as np
@@ -224,7 +224,7 @@ def phone_sized_photo(folder: Path) -> tuple[Path, int]:
     wild = WILD_PHOTOS / WILD_WHOLE_PHOTO
     source, digit = (wild, WILD_WHOLE_PHOTO_DIGIT) if wild.is_file() else (KIT_DIR / "images" / "sample_whole_photo.jpg", 2)
     small = Image.open(source).convert("RGB")
-    pixels = np.asarray(small.resize((4000, 3000), Image.Resampling.BICUBIC), dtype=np.float32)
+    pixels = np.asarray(small.resize((4624, 3468), Image.Resampling.BICUBIC), dtype=np.float32)
     pixels += np.random.default_rng(0).normal(0, 16, pixels.shape)
     path = folder / f"phone_photo_of_a_{digit}.jpg"
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=97)

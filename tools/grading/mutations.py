@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import nbformat
 
-from tools.course.notebook_source import BLOCKS_NOTEBOOK, RESNET_NOTEBOOK, solution_source
+from tools.course.notebook_source import BLOCKS_NOTEBOOK, PHOTO_NOTEBOOK, RESNET_NOTEBOOK, TRAINING_NOTEBOOK, solution_source
 
 
 def _notebook(grade_id: str):
@@ -241,5 +241,7 @@ def reference_solutions() -> dict[str, str]:
         "identity_block": solution_source("identity_block"),
         "convolutional_block": solution_source("convolutional_block"),
         "resnet50": solution_source("resnet50", RESNET_NOTEBOOK),
-        "preactivation_block": solution_source("preactivation_block"),  # the optional exercise, not graded
+        "preactivation_block": solution_source("preactivation_block"),  # the optional exercises, not graded
+        "refresh_batchnorm_averages": solution_source("refresh_batchnorm_averages", TRAINING_NOTEBOOK),
+        "intersection_over_union": solution_source("intersection_over_union", PHOTO_NOTEBOOK),
     }
