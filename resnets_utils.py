@@ -879,6 +879,26 @@ class ModelFileError(RuntimeError):
     """The pretrained model's files are missing or damaged."""
 
 
+def _model_files(path: str | os.PathLike, what: str) -> tuple[Path, Path]:
+    """Return `<path>.json` and `<path>.npz`; raise ModelFileError naming the one that is missing."""
+    files = Path(path).with_suffix(".json"), Path(path).with_suffix(".npz")
+    for file in files:
+        if not file.is_file():
+            raise ModelFileError(f"{what} file not found: {file}. Run `make pretrained` to train it.")
+    return files
+
+
+def save_float16_weights(model, file: str | os.PathLike) -> None:
+    """Write a model's weights as float16 arrays w0, w1, ...: half the bytes, so the kit's models stay under 50 MB."""
+    np.savez(file, **{f"w{i}": weight.astype(np.float16) for i, weight in enumerate(model.get_weights())})
+
+
+def _float16_weights(file: Path) -> list[np.ndarray]:
+    """The weights `save_float16_weights` wrote, as float32, in order."""
+    with np.load(file) as stored:
+        return [stored[f"w{i}"].astype(np.float32) for i in range(len(stored.files))]
+
+
 def load_pretrained(path: str | os.PathLike = PRETRAINED):
     """Return the kit's pretrained ResNet50: a float32 Keras model, compiled, that takes `preprocess`ed images.
 
@@ -888,15 +908,10 @@ def load_pretrained(path: str | os.PathLike = PRETRAINED):
     """
     import tensorflow as tf
 
-    path = Path(path)
-    architecture, weights = path.with_suffix(".json"), path.with_suffix(".npz")
-    for file in (architecture, weights):
-        if not file.is_file():
-            raise ModelFileError(f"Pretrained model file not found: {file}. Run `make pretrained` to train it.")
+    architecture, weights = _model_files(path, "Pretrained model")
     try:
         model = tf.keras.models.model_from_json(architecture.read_text())
-        with np.load(weights) as stored:
-            model.set_weights([stored[f"w{i}"].astype(np.float32) for i in range(len(stored.files))])
+        model.set_weights(_float16_weights(weights))
     except Exception as error:  # Keras and numpy raise many kinds on damaged files
         raise ModelFileError(f"{path}.json/.npz cannot be loaded as the kit's model ({error}).") from None
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
@@ -1063,16 +1078,11 @@ def load_hand_finder(path: str | os.PathLike = FINDER, reader=None) -> HandFinde
     loaded when not given. Raises ModelFileError naming the file when it is missing or damaged."""
     import keras
 
-    path = Path(path)
-    description, weights = path.with_suffix(".json"), path.with_suffix(".npz")
-    for file in (description, weights):
-        if not file.is_file():
-            raise ModelFileError(f"Hand finder file not found: {file}. Run `make pretrained` to train it.")
+    description, weights = _model_files(path, "Hand finder")
     try:
         settings = json.loads(description.read_text())
         head = keras.models.model_from_json(json.dumps(settings["head"]))
-        with np.load(weights) as stored:
-            head.set_weights([stored[f"w{i}"].astype(np.float32) for i in range(len(stored.files))])
+        head.set_weights(_float16_weights(weights))
         threshold = float(settings["no_hand_below"])
     except Exception as error:  # Keras, json and numpy raise many kinds on damaged files
         raise ModelFileError(f"{path}.json/.npz cannot be loaded as the kit's hand finder ({error}).") from None

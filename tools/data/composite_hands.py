@@ -169,13 +169,21 @@ def overlaps(a: Box, b: Box) -> bool:
     return min(a.right, b.right) > max(a.left, b.left) and min(a.bottom, b.bottom) > max(a.top, b.top)
 
 
-def cut_out_hand(photo: np.ndarray, rng: np.random.Generator, turns: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return (hand pixels, alpha) of a plain-wall photo, tinted as another skin and light, cropped to the hand."""
+def masked_hand(photo: np.ndarray) -> tuple[np.ndarray, Box] | None:
+    """Return a plain-wall photo's hand mask (`hand_mask`) and the hand's box, or None when no hand shows."""
     alpha = hand_mask(photo)
     if alpha.mean() < MIN_HAND_SHARE:
         return None
     rows, cols = np.nonzero(alpha > 0.5)
-    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    return alpha, Box(int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+
+
+def cut_out_hand(photo: np.ndarray, rng: np.random.Generator, turns: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return (hand pixels, alpha) of a plain-wall photo, tinted as another skin and light, cropped to the hand."""
+    masked = masked_hand(photo)
+    if masked is None:
+        return None
+    alpha, (left, top, right, bottom) = masked
     tone = rng.uniform(0.45, 1.15) * rng.uniform(0.92, 1.08, size=3)
     hand = photo[top:bottom, left:right].astype(np.float32) * tone
     alpha = alpha[top:bottom, left:right]

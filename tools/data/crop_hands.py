@@ -6,8 +6,8 @@ the number of open fingers). Each hand becomes `OUT/<label>/<split>_<stem>_<i>.j
 the box's place in its XML file, and one row of `OUT/index.csv`, exactly as in
 ../shared/data/hands-in-the-wild/ (same crop, file names and columns):
 
-- the crop is a square of 1.15 times (`resnets_utils.hand_crop_box`) the box's longer side, centred on the box, moved inside the
-  photo where it would cross an edge (and no larger than the photo's shorter side), its corners
+- the crop (`resnets_utils.hand_crop_box`) is a square of 1.15 times the box's longer side, centred on
+  the box, moved inside the photo where it would cross an edge (and no larger than the photo's shorter side), its corners
   rounded to whole pixels; it is resized to 128x128 and saved as JPEG of quality 95;
 - `session` is the capture burst, the photo's name before "_pic" ("16_pic00003" -> "16",
   "3_1528499009.07_pic00009" -> "3_1528499009.07"), or its leading letters ("pic00047" -> "pic",

@@ -30,7 +30,6 @@ from tqdm import tqdm
 import resnets_utils
 from tools.data import real_splits
 from tools.docs import benchmarks
-from tools.model import evaluate
 from tools.model.train_finder import read_frames
 
 FRAMINGS = {"tight crop": 1.15, "half-frame crop": 2.2, "whole photo": None}
@@ -81,11 +80,11 @@ def run_tracker(files: list[Path], folder: Path) -> dict[str, int | None]:
     return json.loads(out.read_text())
 
 
-def compare(wild: Path, tracker: bool = True, part: str = "test", finder_path: Path = resnets_utils.FINDER) -> dict:
-    """Return the figures of both readers on the three framings of one part's sessions (the test sessions)."""
+def compare(model, finder, wild: Path, tracker: bool = True, part: str = "test") -> dict:
+    """Return the figures of the kit (`model` reading what `finder` finds) and the tracker on the three
+    framings of one part's sessions (the test sessions)."""
     frames = read_frames(wild)[part]
-    model, threshold = resnets_utils.load_pretrained(), resnets_utils.not_sure_below()
-    finder = resnets_utils.load_hand_finder(finder_path, reader=model)
+    threshold = resnets_utils.not_sure_below()
     figures: dict = {"photos": {}, "kit": {}, "kit_answered": {}, "kit_right_when_answered": {}, "tracker": {}, "tracker_no_hand": {}}
     with tempfile.TemporaryDirectory(prefix="compare-tracker-") as temporary:
         framings = write_framings(frames, Path(temporary))
@@ -108,10 +107,8 @@ def compare(wild: Path, tracker: bool = True, part: str = "test", finder_path: P
     return figures
 
 
-def seconds_per_phone_photo(finder_path: Path = resnets_utils.FINDER, repeats: int = 3) -> float:
+def seconds_per_phone_photo(model, finder, repeats: int = 3) -> float:
     """Seconds `predict_photo` takes for a 12-megapixel JPEG (4032x3024, drawn here), after a first call."""
-    model = resnets_utils.load_pretrained()
-    finder = resnets_utils.load_hand_finder(finder_path, reader=model)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as temporary:
         path = Path(temporary) / "phone.jpg"
@@ -143,8 +140,10 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/records.jsonl")
     args = parser.parse_args()
     try:
-        figures = compare(args.wild, tracker=not args.no_tracker, part=args.part, finder_path=args.finder)
-        figures["seconds_per_phone_photo"] = seconds_per_phone_photo(args.finder)
+        model = resnets_utils.load_pretrained()
+        finder = resnets_utils.load_hand_finder(args.finder, reader=model)
+        figures = compare(model, finder, args.wild, tracker=not args.no_tracker, part=args.part)
+        figures["seconds_per_phone_photo"] = seconds_per_phone_photo(model, finder)
     except (resnets_utils.ModelFileError, resnets_utils.PhotoError, real_splits.RealDataError, TrackerError) as error:
         raise SystemExit(f"Error: {error}") from None
     print(table(figures))

@@ -121,7 +121,8 @@ def training_pictures(frames: dict[str, list], sld_photos: list[Path], rng: np.r
     rooms = list(frames.items())
     for path in sld_photos:
         photo = np.asarray(Image.open(path).convert("RGB"))
-        yield photo, [Box(*_mask_box(photo))] if _mask_box(photo) else []
+        masked = composite_hands.masked_hand(photo)
+        yield photo, [] if masked is None else [masked[1]]
         cut = composite_hands.cut_out_hand(photo, rng)
         if cut is None:
             continue
@@ -141,15 +142,6 @@ def training_pictures(frames: dict[str, list], sld_photos: list[Path], rng: np.r
                 yield crop, []
         else:
             yield drawn_wall(rng), []
-
-
-def _mask_box(photo: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The box of a plain-wall photo's hand, from its colour mask (None when no hand shows)."""
-    alpha = composite_hands.hand_mask(photo)
-    if alpha.mean() < composite_hands.MIN_HAND_SHARE:
-        return None
-    rows, cols = np.nonzero(alpha > 0.5)
-    return cols.min(), rows.min(), cols.max() + 1, rows.max() + 1
 
 
 def targets(boxes: list[Box], scale: float, offset: tuple[int, int]) -> np.ndarray:
@@ -209,7 +201,8 @@ def features_of(backbone, pictures, progress: bool = True):
     def flush():
         features.append(backbone.predict(resnets_utils.preprocess(np.stack(batch)), verbose=0).astype(np.float16))
         goal.extend(batch_targets)
-        batch.clear(), batch_targets.clear()
+        batch.clear()
+        batch_targets.clear()
 
     for picture, boxes in tqdm(pictures, desc="Backbone features", unit="picture", disable=not progress):
         canvas, scale, offset = resnets_utils.finder_canvas(picture)
@@ -272,9 +265,7 @@ def main() -> None:
     steps = int(np.ceil(len(x) / BATCH_SIZE)) * args.epochs
     head.compile(optimizer=keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps), weight_decay=1e-4), loss=finder_loss)
     head.fit(x, y, batch_size=BATCH_SIZE, epochs=args.epochs, verbose=2, shuffle=True)
-    finder = resnets_utils.HandFinder(backbone, head, 0.0)
-    report = judge(finder, frames["validation"], rng)
-    finder = finder._replace(no_hand_below=report["no_hand_below"])
+    report = judge(resnets_utils.HandFinder(backbone, head, 0.0), frames["validation"], rng)
     export(head, report, args.out)
     print(json.dumps(report, indent=1))
     print(f"Trained the hand finder in {time.perf_counter() - started:.0f} s")
@@ -282,31 +273,27 @@ def main() -> None:
 
 def judge(finder, frames: dict[str, list], rng: np.random.Generator) -> dict:
     """Measure on the validation sessions: how often the best peak is the hand (IoU at least 0.5) per framing,
-    and choose the score under which a peak is "no hand" from the hands' and the hand-free crops' best scores."""
-    views = validation_views(frames)
+    and choose the score under which a peak is "no hand" from the hands' and the hand-free crops' best scores.
+    `finder` keeps every peak (its no-hand score is 0)."""
     iou = notebook_source.intersection_over_union()
     report: dict = {"found at IoU 0.5": {}}
     hand_scores = []
-    for name, pairs in views.items():
-        outputs = resnets_utils.hand_map(finder, np.stack([resnets_utils.finder_canvas(image)[0] for image, _ in pairs]))
+    for name, pairs in validation_views(frames).items():
         hits = 0
-        for (image, box), output in zip(pairs, outputs):
-            canvas, scale, offset = resnets_utils.finder_canvas(image)
-            found = resnets_utils.boxes_from_map(output, 0.0, most=1)
+        for image, box in pairs:
+            found = resnets_utils.find_hands(finder, image)[:1]
             if found:
-                best = found[0].box
-                in_photo = Box((best.left - offset[0]) / scale, (best.top - offset[1]) / scale, (best.right - offset[0]) / scale, (best.bottom - offset[1]) / scale)
-                hits += iou(in_photo, box) >= 0.5
+                hits += iou(found[0].box, box) >= 0.5
                 hand_scores.append(found[0].score)
-        report["found at IoU 0.5"][name] = round(hits / len(pairs), 3)
-    free = [crop for path, hands in frames.items() for crop in [hand_free_crop(np.asarray(Image.open(path).convert("RGB")), [b for _, b in hands], rng)] if crop is not None]
-    free_scores = [max((h.score for h in resnets_utils.boxes_from_map(o, 0.0, 1)), default=0.0)
-                   for o in resnets_utils.hand_map(finder, np.stack([resnets_utils.finder_canvas(c)[0] for c in free]))]
+        report["found at IoU 0.5"][name] = round(float(hits) / len(pairs), 3)
+    free = [hand_free_crop(np.asarray(Image.open(path).convert("RGB")), [box for _, box in hands], rng) for path, hands in frames.items()]
+    free_scores = [max((hand.score for hand in resnets_utils.find_hands(finder, crop)), default=0.0) for crop in free if crop is not None]
+    hand_scores, free_scores = np.array(hand_scores), np.array(free_scores)
     candidates = np.linspace(0.05, 0.6, 56)
-    balanced = [(np.mean(np.array(hand_scores) >= t) + np.mean(np.array(free_scores) < t)) / 2 for t in candidates]
+    balanced = [(np.mean(hand_scores >= t) + np.mean(free_scores < t)) / 2 for t in candidates]
     threshold = float(candidates[int(np.argmax(balanced))])
-    report.update(no_hand_below=round(threshold, 3), hands_kept=round(float(np.mean(np.array(hand_scores) >= threshold)), 3),
-                  hand_free_refused=round(float(np.mean(np.array(free_scores) < threshold)), 3), hand_free_pictures=len(free_scores))
+    report.update(no_hand_below=round(threshold, 3), hands_kept=round(float(np.mean(hand_scores >= threshold)), 3),
+                  hand_free_refused=round(float(np.mean(free_scores < threshold)), 3), hand_free_pictures=len(free_scores))
     return report
 
 
@@ -315,7 +302,7 @@ def export(head, report: dict, path: Path) -> None:
     its weights as float16 to `<path>.npz`."""
     settings = {"head": json.loads(build_head().to_json()), "no_hand_below": report["no_hand_below"], "validation": report}
     path.with_suffix(".json").write_text(json.dumps(settings, indent=1) + "\n")
-    np.savez_compressed(path.with_suffix(".npz"), **{f"w{i}": w.astype(np.float16) for i, w in enumerate(head.get_weights())})
+    resnets_utils.save_float16_weights(head, path.with_suffix(".npz"))
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ def export(model, path: Path) -> None:
     """Write the architecture as float32 Keras JSON and the weights as float16 (`load_pretrained` reads both)."""
     float32_model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
     path.with_suffix(".json").write_text(float32_model.to_json())
-    np.savez(path.with_suffix(".npz"), **{f"w{i}": w.astype(np.float16) for i, w in enumerate(model.get_weights())})
+    resnets_utils.save_float16_weights(model, path.with_suffix(".npz"))
 
 
 if __name__ == "__main__":
