@@ -89,7 +89,7 @@ def test_no_hand_found_is_its_own_answer():
     reading = resnets_utils.Reading(None, 0.0, np.zeros(6), box=None, hands=0)
     assert str(reading) == "no hand found"
     two = resnets_utils.Reading(3, 0.97, np.eye(6)[3] * 0.97, box=Box(0, 0, 10, 10), hands=2)
-    assert str(two) == "a 3 (97% sure), reading the larger of 2 hands"
+    assert str(two) == "a 3 (97% sure), the surest of 2 hands found"
 
 
 @pytest.mark.parametrize("content, message", [
