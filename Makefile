@@ -14,12 +14,13 @@ BIN := $(VENV)/bin
 # The tracker `make compare-tracker` measures the kit against: pinned, as the kit's own packages are.
 MEDIAPIPE_VERSION := 0.10.21
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
-NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard notebooks/zh/*.ipynb)
 TRAINING_NOTEBOOK := notebooks/04_training.ipynb
+TRAINING_NOTEBOOKS := $(TRAINING_NOTEBOOK) $(wildcard notebooks/zh/04_training.ipynb)
 NBVAL_OF := $(BIN)/python -m pytest --nbval --nbval-sanitize-with tools/course/nbval_sanitize.cfg
 NBVAL := $(NBVAL_OF) $(NOTEBOOKS)
 
-.PHONY: setup lab test test-all test-portable test-grading test-bench test-browser test-oldest-python data real-data wild-signs bench bench-profile bench-data realism pretrained evaluate-pretrained finder compare-tracker release grade merge-grades export-grades bench-grade gradescope-autograder benchmarks-page site
+.PHONY: setup lab test test-all test-portable test-grading test-bench test-browser test-oldest-python data real-data wild-signs bench bench-profile bench-data realism pretrained evaluate-pretrained finder compare-tracker release grade merge-grades export-grades bench-grade gradescope-autograder benchmarks-page site translations
 
 # Set-up: a virtual environment with the pinned packages and the kit itself (skipped when done;
 # redone when a requirements file, the environment set-up or the Python version changes).
@@ -36,7 +37,7 @@ $(READY): requirements.txt requirements-dev.txt pyproject.toml tools/course/inst
 
 # JupyterLab on the course, with the kit's kernel; prints the link to open (as root too).
 lab: $(READY)
-	$(BIN)/python -m tools.course.lab $(LAB_OPTIONS)
+	$(BIN)/python -m tools.course.lab $(if $(EDITION),--edition $(EDITION)) $(LAB_OPTIONS)
 
 # The set-up alone: .venv/ with the pinned packages and the kit (what every target does first).
 setup: $(READY)
@@ -161,9 +162,16 @@ benchmarks-page: $(READY)
 site: $(READY)
 	$(BIN)/python -m tools.docs.site
 
-# Instructors: the student version of the notebooks, in release/resnets/ (nbgrader generate_assignment).
+# The course in Chinese, notebooks/zh/: the catalogues translations/<language>/*.po updated from the English notebooks,
+# then the notebooks written from both (tools/course/translations.py); EXECUTE=1 also runs every translated notebook
+# whose code changed, to store its outputs.
+translations: $(READY)
+	$(BIN)/python -m tools.course.translations $(if $(EXECUTE),--execute)
+
+# Instructors: the student version of the notebooks, in release/resnets/ (nbgrader generate_assignment); EDITION=zh:
+# the Chinese edition, in release-zh/resnets/.
 release: $(READY)
-	$(BIN)/python -m tools.grading.release
+	$(BIN)/python -m tools.grading.release $(if $(EDITION),--edition $(EDITION))
 
 # Instructors: grade SUBMISSIONS=DIR holding <student_id>/<notebook>.ipynb into grades/ (nbgrader autograde); a rerun
 # continues where the last one stopped. SHARD=i/N grades one shard into grades/shard-i-of-N/ (then make merge-grades).

@@ -8,6 +8,7 @@ so that `import resnets_utils` is instant in every notebook.
 
 from __future__ import annotations
 
+import gettext
 import io
 import json
 import os
@@ -20,10 +21,55 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 KIT_DIR = Path(__file__).resolve().parent
+LOCALE_DIR = KIT_DIR / "locale"  # compiled message catalogues: locale/<language>/LC_MESSAGES/resnets_kit.mo
+MESSAGES_DOMAIN = "resnets_kit"
+LANGUAGES = {"en": None, "zh_CN": "zh_CN", "zh": "zh_CN"}  # what use_language accepts -> the catalogue's language
+_speak = gettext.NullTranslations().gettext  # the language use_language chose
+
+
+def messages_in(language: str):
+    """The gettext function of `language` ("en", "zh_CN" or "zh"): what `_` does once `use_language(language)` ran.
+
+    Raises ValueError for another language, and FileNotFoundError when the compiled catalogue
+    is missing (`make translations` compiles it), rather than speaking English unasked.
+    """
+    if language not in LANGUAGES:
+        raise ValueError(f"use_language: {language!r} is not one of the kit's languages ({', '.join(LANGUAGES)}).")
+    if LANGUAGES[language] is None:
+        return gettext.NullTranslations().gettext
+    catalogue = LOCALE_DIR / LANGUAGES[language] / "LC_MESSAGES" / f"{MESSAGES_DOMAIN}.mo"
+    if not catalogue.is_file():
+        raise FileNotFoundError(f"{catalogue} not found: run `make translations` in the kit's folder to compile it.")
+    with catalogue.open("rb") as file:
+        return gettext.GNUTranslations(file).gettext
+
+
+def use_language(language: str) -> None:
+    """Speak `language` from now on: "en" (the default) or "zh_CN" (Chinese, also "zh").
+
+    The kit's messages (the public tests' reasons, errors about files and photos, what the
+    model reads in a photo) come in that language. The notebook chooses it, not the machine's
+    locale: the Chinese notebooks call `use_language("zh_CN")` after importing the kit.
+    Errors as `messages_in`.
+    """
+    global _speak
+    _speak = messages_in(language)
+
+
+def _(message: str) -> str:
+    """`message` in the language chosen by `use_language` (English when it has no translation)."""
+    return _speak(message)
+
+
+def N_(message: str) -> str:
+    """Mark a message for translation where it is defined; `_` translates it where it is shown."""
+    return message
+
+
 DATASETS_ENV = "RESNETS_DATASETS"
 IMAGE_SIZE = 64
 MAX_PHOTO_PIXELS = 120_000_000  # a 108-megapixel phone photo passes, a decompression bomb does not
-REGENERATE_HINT = "Run `make data` in the kit's folder to regenerate the kit's SIGNS files."
+REGENERATE_HINT = N_("Run `make data` in the kit's folder to regenerate the kit's SIGNS files.")
 
 
 class DatasetError(RuntimeError):
@@ -50,14 +96,13 @@ def datasets_dir(data_dir: str | os.PathLike | None = None) -> Path:
 def _read_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read `<split>_set_x`, `<split>_set_y` and `list_classes` from one SIGNS file, checked."""
     if not path.is_file():
-        raise DatasetError(f"SIGNS file not found: {path}. {REGENERATE_HINT}")
+        raise DatasetError(_("SIGNS file not found: {path}. {REGENERATE_HINT}").format(path=path, REGENERATE_HINT=_(REGENERATE_HINT)))
     try:
         with h5py.File(path, "r") as f:
             missing = [k for k in (f"{split}_set_x", f"{split}_set_y", "list_classes") if k not in f]
             if missing:
                 raise DatasetError(
-                    f"{path} is not a SIGNS {split} file: it has no {', '.join(missing)} "
-                    f"(it has {', '.join(sorted(f.keys())) or 'nothing'}). {REGENERATE_HINT}"
+                    _("{path} is not a SIGNS {split} file: it has no {missing} (it has {found}). {REGENERATE_HINT}").format(path=path, split=split, missing=', '.join(missing), found=', '.join(sorted(f.keys())) or 'nothing', REGENERATE_HINT=_(REGENERATE_HINT))
                 )
             x = np.array(f[f"{split}_set_x"][:])
             y = np.array(f[f"{split}_set_y"][:])
@@ -65,16 +110,15 @@ def _read_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndar
     except DatasetError:
         raise
     except Exception as error:  # h5py raises OSError, KeyError or ValueError on damaged files
-        raise DatasetError(f"{path} cannot be read as an HDF5 file ({error}). {REGENERATE_HINT}") from None
+        raise DatasetError(_("{path} cannot be read as an HDF5 file ({error}). {REGENERATE_HINT}").format(path=path, error=error, REGENERATE_HINT=_(REGENERATE_HINT))) from None
     if x.ndim != 4 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3) or x.dtype != np.uint8:
         raise DatasetError(
-            f"{path}: {split}_set_x must be uint8 images of shape (m, 64, 64, 3), "
-            f"found {x.dtype} {x.shape}. {REGENERATE_HINT}"
+            _("{path}: {split}_set_x must be uint8 images of shape (m, 64, 64, 3), found {dtype} {shape}. {REGENERATE_HINT}").format(path=path, split=split, dtype=x.dtype, shape=x.shape, REGENERATE_HINT=_(REGENERATE_HINT))
         )
     if y.shape != (x.shape[0],):
-        raise DatasetError(f"{path}: {split}_set_y has shape {y.shape}, expected ({x.shape[0]},) labels.")
+        raise DatasetError(_("{path}: {split}_set_y has shape {shape}, expected ({images},) labels.").format(path=path, split=split, shape=y.shape, images=x.shape[0]))
     if classes.ndim != 1 or not np.isin(y, classes).all():
-        raise DatasetError(f"{path}: {split}_set_y holds labels that are not in list_classes {classes}.")
+        raise DatasetError(_("{path}: {split}_set_y holds labels that are not in list_classes {classes}.").format(path=path, split=split, classes=classes))
     return x, y, classes
 
 
@@ -89,7 +133,7 @@ def load_dataset(
     """
     folder = datasets_dir(data_dir)
     x_train, y_train, classes = _read_split(folder / "train_signs.h5", "train")
-    x_test, y_test, _ = _read_split(folder / "test_signs.h5", "test")
+    x_test, y_test = _read_split(folder / "test_signs.h5", "test")[:2]
     return x_train, y_train.reshape(1, -1), x_test, y_test.reshape(1, -1), classes
 
 
@@ -189,7 +233,7 @@ def validation_split(labels: np.ndarray, per_class: int = 10, seed: int = 0) -> 
     labels = np.asarray(labels).ravel()
     names, counts = np.unique(labels, return_counts=True)
     if counts.min() < per_class:
-        raise ValueError(f"label {names[counts.argmin()]} has {counts.min()} images, fewer than the {per_class} to hold out")
+        raise ValueError(_("label {label} has {count} images, fewer than the {per_class} to hold out").format(label=names[counts.argmin()], count=counts.min(), per_class=per_class))
     rng = np.random.default_rng(seed)
     held_out = np.concatenate([rng.choice(np.flatnonzero(labels == label), per_class, replace=False) for label in names])
     return np.setdiff1d(np.arange(len(labels)), held_out), np.sort(held_out)
@@ -332,7 +376,7 @@ def speed_up_training(model) -> str:
     import keras
 
     if getattr(model, "optimizer", None) is None:
-        raise ValueError("speed_up_training: compile the model first, then speed it up.")
+        raise ValueError(_("speed_up_training: compile the model first, then speed it up."))
     precision = fast_precision()
     if precision != model.dtype_policy.name:
         # Keras 3 lets a built layer change its policy; the weights stay float32 in both policies
@@ -368,8 +412,7 @@ def _open_upright_rgb(photo: Path | BinaryIO, name: str, size: int) -> tuple[Ima
     with Image.open(photo) as image:
         if image.width * image.height > MAX_PHOTO_PIXELS:
             raise PhotoError(
-                f"{name} is {image.width}x{image.height} pixels, more than the "
-                f"{MAX_PHOTO_PIXELS // 1_000_000} megapixels a photo may have."
+                _("{name} is {width}x{height} pixels, more than the {megapixels} megapixels a photo may have.").format(name=name, width=image.width, height=image.height, megapixels=MAX_PHOTO_PIXELS // 1000000)
             )
         longer_side = max(image.size)
         image.draft("RGB", (size, size))
@@ -385,16 +428,16 @@ def _open_photo(photo: Path | BinaryIO, name: str, size: int) -> tuple[Image.Ima
     except PhotoError:
         raise
     except Image.DecompressionBombError:
-        raise PhotoError(f"{name} is too large to be a photo (it could exhaust memory).") from None
+        raise PhotoError(_("{name} is too large to be a photo (it could exhaust memory).").format(name=name)) from None
     except UnidentifiedImageError:
-        raise PhotoError(f"{name} is not an image file Pillow can read (JPEG, PNG, WebP, ...).") from None
+        raise PhotoError(_("{name} is not an image file Pillow can read (JPEG, PNG, WebP, ...).").format(name=name)) from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise PhotoError(f"{name} is damaged or truncated and cannot be decoded ({error}).") from None
+        raise PhotoError(_("{name} is damaged or truncated and cannot be decoded ({error}).").format(name=name, error=error)) from None
 
 
 def _decode_photo(photo: Path | BinaryIO, name: str, size: int) -> np.ndarray:
     """Decode an opened or named photo as `read_photo` describes; errors call it `name`."""
-    image, _ = _open_photo(photo, name, size * 4)
+    image = _open_photo(photo, name, size * 4)[0]
     return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
@@ -407,9 +450,9 @@ def read_photo(path: str | os.PathLike, size: int = IMAGE_SIZE) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise PhotoError(f"Photo not found: {path}")
+        raise PhotoError(_("Photo not found: {path}").format(path=path))
     if path.stat().st_size == 0:
-        raise PhotoError(f"{path} is an empty file, not a photo.")
+        raise PhotoError(_("{path} is an empty file, not a photo.").format(path=path))
     return _decode_photo(path, str(path), size)
 
 
@@ -421,7 +464,7 @@ def read_uploaded_photo(content: bytes | memoryview, name: str, size: int = IMAG
     damaged or too large.
     """
     if not content:
-        raise PhotoError(f"{name} is an empty file, not a photo.")
+        raise PhotoError(_("{name} is an empty file, not a photo.").format(name=name))
     return _decode_photo(io.BytesIO(content), name, size)
 
 
@@ -560,9 +603,9 @@ def _build_explaining_shape_errors(build, hint: str):
         built = build()
     except ValueError as error:
         if "incompatible shapes" in str(error) or "same shape" in str(error):
-            raise AssertionError(f"{hint} (Keras says: {error})") from None
-        raise AssertionError(f"building the model failed: {error}") from None
-    assert built is not None, "your function returns None: did you forget the `return`?"
+            raise AssertionError(_("{hint} (Keras says: {error})").format(hint=hint, error=error)) from None
+        raise AssertionError(_("building the model failed: {error}").format(error=error)) from None
+    assert built is not None, _("your function returns None: did you forget the `return`?")
     return built
 
 
@@ -575,17 +618,15 @@ def build_block(block_fn, input_shape: tuple[int, int, int], **kwargs):
     from tensorflow.keras import Input, Model
 
     inputs = Input(input_shape)
-    hint = (
-        "the main path and the shortcut reach the Add with different shapes: conv '2b' must use "
-        "padding='same', and only conv '2a' and the shortcut conv '1' use the stride s"
-    )
+    hint = _("the main path and the shortcut reach the Add with different shapes: conv '2b' must use "
+             "padding='same', and only conv '2a' and the shortcut conv '1' use the stride s")
     return Model(inputs, _build_explaining_shape_errors(lambda: block_fn(inputs, **kwargs), hint))
 
 
 def build_resnet50(resnet_fn, **kwargs):
     """Call a student's ResNet50(**kwargs); raise AssertionError naming the mistake if Keras cannot build it."""
-    stages = ", ".join(f"stage {n} must use filters={filters}" for n, (filters, _, _) in RESNET50_STAGES.items())
-    hint = f"a block's shortcut and main path disagree in shape. Check each stage's filters and strides: {stages}"
+    stages = ", ".join(_("stage {stage} must use filters={filters}").format(stage=stage, filters=spec[0]) for stage, spec in RESNET50_STAGES.items())
+    hint = _("a block's shortcut and main path disagree in shape. Check each stage's filters and strides: {stages}").format(stages=stages)
     return _build_explaining_shape_errors(lambda: resnet_fn(**kwargs), hint)
 
 
@@ -597,13 +638,13 @@ def check_residual_block(model, stage: int, block: str, f: int, filters: Sequenc
     """
     layers = {layer.name: layer for layer in model.layers}
     adds = [layer for layer in model.layers if type(layer).__name__ == "Add"]
-    assert adds, "the shortcut is never added to the main path (use Add()([X, X_shortcut]))"
-    assert len(adds) == 1, "a block adds its shortcut exactly once"
+    assert adds, _("the shortcut is never added to the main path (use Add()([X, X_shortcut]))")
+    assert len(adds) == 1, _("a block adds its shortcut exactly once")
     conv_base, bn_base = f"res{stage}{block}_branch", f"bn{stage}{block}_branch"
     parts = ["2a", "2b", "2c"] + (["1"] if s is not None else [])
     for part in parts:
-        assert conv_base + part in layers, f"there is no conv layer named '{conv_base + part}' (name it conv_name_base + '{part}')"
-        assert bn_base + part in layers, f"there is no BatchNorm named '{bn_base + part}' after conv '{part}' (name it bn_name_base + '{part}')"
+        assert conv_base + part in layers, _("there is no conv layer named '{conv_base_part}' (name it conv_name_base + '{part}')").format(conv_base_part=conv_base + part, part=part)
+        assert bn_base + part in layers, _("there is no BatchNorm named '{bn_base_part}' after conv '{part}' (name it bn_name_base + '{part}')").format(bn_base_part=bn_base + part, part=part)
     F1, F2, F3 = filters
     stride = s or 1
     expected = {  # part: (filters and their name, kernel, strides, padding)
@@ -615,33 +656,33 @@ def check_residual_block(model, stage: int, block: str, f: int, filters: Sequenc
     for part in parts:
         conv, bn = layers[conv_base + part], layers[bn_base + part]
         n, n_name, kernel, strides, padding = expected[part]
-        assert type(conv).__name__ == "Conv2D", f"'{conv_base + part}' must be a Conv2D layer"
-        assert conv.filters == n, f"conv '{part}' must have {n} filters ({n_name}), not {conv.filters}"
-        assert tuple(conv.kernel_size) == (kernel, kernel), f"conv '{part}' must have a {kernel}x{kernel} kernel, not {conv.kernel_size}"
-        assert tuple(conv.strides) == (strides, strides), f"conv '{part}' must use strides=({strides}, {strides}), not {conv.strides}"
-        assert conv.padding == padding, f"conv '{part}' must use padding='{padding}', not '{conv.padding}'"
+        assert type(conv).__name__ == "Conv2D", _("'{conv_base_part}' must be a Conv2D layer").format(conv_base_part=conv_base + part)
+        assert conv.filters == n, _("conv '{part}' must have {n} filters ({n_name}), not {filters}").format(part=part, n=n, n_name=n_name, filters=conv.filters)
+        assert tuple(conv.kernel_size) == (kernel, kernel), _("conv '{part}' must have a {kernel}x{kernel} kernel, not {kernel_size}").format(part=part, kernel=kernel, kernel_size=conv.kernel_size)
+        assert tuple(conv.strides) == (strides, strides), _("conv '{part}' must use strides=({strides}, {strides}), not {strides2}").format(part=part, strides=strides, strides2=conv.strides)
+        assert conv.padding == padding, _("conv '{part}' must use padding='{padding}', not '{padding2}'").format(part=part, padding=padding, padding2=conv.padding)
         initializer = conv.get_config()["kernel_initializer"]
         assert initializer["class_name"] == "GlorotUniform" and initializer["config"]["seed"] == 0, (
-            f"conv '{part}' must use kernel_initializer=glorot_uniform(seed=0)"
+            _("conv '{part}' must use kernel_initializer=glorot_uniform(seed=0)").format(part=part)
         )
-        assert type(bn).__name__ == "BatchNormalization", f"'{bn_base + part}' must be a BatchNormalization layer"
-        assert bn.axis in (3, -1, [3], [-1]), f"BatchNorm '{part}' must normalize the channel axis (axis=3), not axis={bn.axis}"
-        assert feeding_layers(bn) == [conv.name], f"BatchNorm '{part}' must come right after conv '{part}'"
+        assert type(bn).__name__ == "BatchNormalization", _("'{bn_base_part}' must be a BatchNormalization layer").format(bn_base_part=bn_base + part)
+        assert bn.axis in (3, -1, [3], [-1]), _("BatchNorm '{part}' must normalize the channel axis (axis=3), not axis={axis}").format(part=part, axis=bn.axis)
+        assert feeding_layers(bn) == [conv.name], _("BatchNorm '{part}' must come right after conv '{part}'").format(part=part)
     users = {name: [layer for layer in model.layers if name in feeding_layers(layer)] for name in layers}
     for part, follower in (("2a", "2b"), ("2b", "2c")):
         after_bn = users.get(bn_base + part, [])
-        assert len(after_bn) == 1 and _is_relu(after_bn[0]), f"BatchNorm '{part}' must be followed by a ReLU"
-        assert feeding_layers(layers[conv_base + follower]) == [after_bn[0].name], f"conv '{follower}' must take the ReLU after BatchNorm '{part}' as input"
+        assert len(after_bn) == 1 and _is_relu(after_bn[0]), _("BatchNorm '{part}' must be followed by a ReLU").format(part=part)
+        assert feeding_layers(layers[conv_base + follower]) == [after_bn[0].name], _("conv '{follower}' must take the ReLU after BatchNorm '{part}' as input").format(follower=follower, part=part)
     added = set(feeding_layers(adds[0]))
-    assert bn_base + "2c" in added, "Add must take the output of BatchNorm '2c' directly: no ReLU before the Add"
+    assert bn_base + "2c" in added, _("Add must take the output of BatchNorm '2c' directly: no ReLU before the Add")
     shortcut = bn_base + "1" if s is not None else model.layers[0].name
     if s is not None:
-        assert feeding_layers(layers[conv_base + "1"]) == [model.layers[0].name], "the shortcut conv '1' must take the block's input X_shortcut"
+        assert feeding_layers(layers[conv_base + "1"]) == [model.layers[0].name], _("the shortcut conv '1' must take the block's input X_shortcut")
     assert shortcut in added, (
         "the shortcut must go through BatchNorm '1' before the Add" if s is not None else "the shortcut added must be the block's input X"
     )
     last = model.layers[-1]
-    assert _is_relu(last) and feeding_layers(last) == [adds[0].name], "the block must end with a ReLU applied after the Add"
+    assert _is_relu(last) and feeding_layers(last) == [adds[0].name], _("the block must end with a ReLU applied after the Add")
 
 
 def _names_the_block(norm_name: str) -> tuple[str, str] | None:
@@ -689,8 +730,7 @@ def check_training_flag(models: Mapping[bool | None, object], network: bool = Fa
                 else f"built with training={training}, it is called with training={called_with}"
             )
             raise AssertionError(
-                f"{label} ignores the training argument: {how}. "
-                "Call it with training=training, as in BatchNormalization(...)(X, training=training)"
+                _("{label} ignores the training argument: {how}. Call it with training=training, as in BatchNormalization(...)(X, training=training)").format(label=label, how=how)
             )
         first_of_kind: dict[bool, tuple[str, dict]] = {}  # has a shortcut BatchNorm '1' -> (block, its parts)
         for name, parts in blocks.items():
@@ -699,9 +739,7 @@ def check_training_flag(models: Mapping[bool | None, object], network: bool = Fa
                 expected = reference.get(part, (None, called_with))[1]
                 if called_with is not expected and called_with != expected:
                     raise AssertionError(
-                        f"block '{name}' ignores the training argument: built with training={training}, its BatchNorm "
-                        f"'{norm_name}' is called with training={called_with} (in block '{reference_name}', with "
-                        f"training={expected}). Pass training=training to every block call"
+                        _("block '{name}' ignores the training argument: built with training={training}, its BatchNorm '{norm_name}' is called with training={called_with} (in block '{reference_name}', with training={expected}). Pass training=training to every block call").format(name=name, training=training, norm_name=norm_name, called_with=called_with, reference_name=reference_name, expected=expected)
                     )
 
 
@@ -713,27 +751,27 @@ def check_preactivation_block(model, stage: int, block: str, f: int, filters: Se
     """
     layers = {layer.name: layer for layer in model.layers}
     adds = [layer for layer in model.layers if type(layer).__name__ == "Add"]
-    assert len(adds) == 1, "the block adds its input X_shortcut to the main path exactly once (use Add()([X, X_shortcut]))"
+    assert len(adds) == 1, _("the block adds its input X_shortcut to the main path exactly once (use Add()([X, X_shortcut]))")
     conv_base, bn_base = f"res{stage}{block}_branch", f"bn{stage}{block}_branch"
     F1, F2, F3 = filters
     expected = {"2a": (F1, "F1", 1, "valid"), "2b": (F2, "F2", f, "same"), "2c": (F3, "F3", 1, "valid")}
     step_input, where = model.layers[0].name, "on the block's input X"
     for part, (n, n_name, kernel, padding) in expected.items():
         conv, bn = layers.get(conv_base + part), layers.get(bn_base + part)
-        assert bn is not None and type(bn).__name__ == "BatchNormalization", f"there is no BatchNorm named '{bn_base + part}'"
-        assert conv is not None and type(conv).__name__ == "Conv2D", f"there is no conv layer named '{conv_base + part}'"
-        assert feeding_layers(bn) == [step_input], f"BatchNorm '{part}' must come first in its step, {where}"
-        assert bn.axis in (3, -1, [3], [-1]), f"BatchNorm '{part}' must normalize the channel axis (axis=3)"
+        assert bn is not None and type(bn).__name__ == "BatchNormalization", _("there is no BatchNorm named '{bn_base_part}'").format(bn_base_part=bn_base + part)
+        assert conv is not None and type(conv).__name__ == "Conv2D", _("there is no conv layer named '{conv_base_part}'").format(conv_base_part=conv_base + part)
+        assert feeding_layers(bn) == [step_input], _("BatchNorm '{part}' must come first in its step, {where}").format(part=part, where=where)
+        assert bn.axis in (3, -1, [3], [-1]), _("BatchNorm '{part}' must normalize the channel axis (axis=3)").format(part=part)
         relu = model.get_layer(feeding_layers(conv)[0])
-        assert _is_relu(relu) and feeding_layers(relu) == [bn.name], f"conv '{part}' must take ReLU(BatchNorm '{part}') as input"
+        assert _is_relu(relu) and feeding_layers(relu) == [bn.name], _("conv '{part}' must take ReLU(BatchNorm '{part}') as input").format(part=part)
         assert (conv.filters, tuple(conv.kernel_size), tuple(conv.strides), conv.padding) == (n, (kernel, kernel), (1, 1), padding), (
-            f"conv '{part}' must have {n} filters ({n_name}) of shape ({kernel}, {kernel}), strides (1, 1), padding='{padding}'"
+            _("conv '{part}' must have {n} filters ({n_name}) of shape ({kernel}, {kernel}), strides (1, 1), padding='{padding}'").format(part=part, n=n, n_name=n_name, kernel=kernel, padding=padding)
         )
         step_input, where = conv.name, f"on the output of conv '{part}'"
     assert set(feeding_layers(adds[0])) == {conv_base + "2c", model.layers[0].name}, (
-        "the Add must take the output of conv '2c' and the block's input X_shortcut"
+        _("the Add must take the output of conv '2c' and the block's input X_shortcut")
     )
-    assert model.layers[-1] is adds[0], "nothing comes after the addition: return the output of the Add"
+    assert model.layers[-1] is adds[0], _("nothing comes after the addition: return the output of the Add")
 
 
 RESNET50_STAGES = {2: ([64, 64, 256], "abc", 1), 3: ([128, 128, 512], "abcd", 2), 4: ([256, 256, 1024], "abcdef", 2), 5: ([512, 512, 2048], "abc", 2)}
@@ -744,36 +782,36 @@ def check_resnet50(model, classes: int) -> None:
     """Raise AssertionError naming the first way `model` departs from the ResNet50 of Exercise 3."""
     layers = {layer.name: layer for layer in model.layers}
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds[:2] == ["InputLayer", "ZeroPadding2D"], "the model must start with the input and ZeroPadding2D((3, 3))"
-    assert tuple(map(tuple, model.layers[1].padding)) == ((3, 3), (3, 3)), "the zero-padding must be (3, 3)"
-    assert "conv1" in layers and "bn_conv1" in layers, "stage 1 needs a conv named 'conv1' and a BatchNorm named 'bn_conv1'"
+    assert kinds[:2] == ["InputLayer", "ZeroPadding2D"], _("the model must start with the input and ZeroPadding2D((3, 3))")
+    assert tuple(map(tuple, model.layers[1].padding)) == ((3, 3), (3, 3)), _("the zero-padding must be (3, 3)")
+    assert "conv1" in layers and "bn_conv1" in layers, _("stage 1 needs a conv named 'conv1' and a BatchNorm named 'bn_conv1'")
     conv1 = layers["conv1"]
-    assert (conv1.filters, tuple(conv1.kernel_size), tuple(conv1.strides)) == (64, (7, 7), (2, 2)), "conv1 must have 64 filters of shape (7, 7) and stride (2, 2)"
+    assert (conv1.filters, tuple(conv1.kernel_size), tuple(conv1.strides)) == (64, (7, 7), (2, 2)), _("conv1 must have 64 filters of shape (7, 7) and stride (2, 2)")
     pools = [layer for layer in model.layers if type(layer).__name__ == "MaxPooling2D"]
-    assert pools and tuple(pools[0].pool_size) == (3, 3) and tuple(pools[0].strides) == (2, 2), "stage 1 ends with MaxPooling2D((3, 3), strides=(2, 2))"
+    assert pools and tuple(pools[0].pool_size) == (3, 3) and tuple(pools[0].strides) == (2, 2), _("stage 1 ends with MaxPooling2D((3, 3), strides=(2, 2))")
     for stage, (filters, blocks, stride) in RESNET50_STAGES.items():
         for i, block in enumerate(blocks):
             name = f"res{stage}{block}_branch2a"
-            assert name in layers, f"stage {stage} needs {len(blocks)} blocks ('{blocks[0]}' to '{blocks[-1]}'): there is no '{name}'"
+            assert name in layers, _("stage {stage} needs {len_blocks} blocks ('{first_block}' to '{last_block}'): there is no '{name}'").format(stage=stage, len_blocks=len(blocks), first_block=blocks[0], last_block=blocks[-1], name=name)
             expected_stride = stride if i == 0 else 1
-            assert tuple(layers[name].strides) == (expected_stride, expected_stride), f"block '{stage}{block}' must use s={expected_stride}"
-            assert layers[f"res{stage}{block}_branch2c"].filters == filters[2], f"stage {stage} must use filters={filters}"
-            assert layers[f"res{stage}{block}_branch2a"].filters == filters[0], f"stage {stage} must use filters={filters}"
-            assert tuple(layers[f"res{stage}{block}_branch2b"].kernel_size) == (3, 3), f"stage {stage} must use f=3"
-        assert f"res{stage}{blocks[0]}_branch1" in layers, f"stage {stage} must start with a convolutional block"
+            assert tuple(layers[name].strides) == (expected_stride, expected_stride), _("block '{stage}{block}' must use s={expected_stride}").format(stage=stage, block=block, expected_stride=expected_stride)
+            assert layers[f"res{stage}{block}_branch2c"].filters == filters[2], _("stage {stage} must use filters={filters}").format(stage=stage, filters=filters)
+            assert layers[f"res{stage}{block}_branch2a"].filters == filters[0], _("stage {stage} must use filters={filters}").format(stage=stage, filters=filters)
+            assert tuple(layers[f"res{stage}{block}_branch2b"].kernel_size) == (3, 3), _("stage {stage} must use f=3").format(stage=stage)
+        assert f"res{stage}{blocks[0]}_branch1" in layers, _("stage {stage} must start with a convolutional block").format(stage=stage)
         extra = f"res{stage}{chr(ord(blocks[-1]) + 1)}_branch2a"
-        assert extra not in layers, f"stage {stage} has too many blocks: it ends with block '{blocks[-1]}'"
-        assert f"res{stage}{blocks[1]}_branch1" not in layers, f"stage {stage} has only one convolutional block, block '{blocks[0]}'"
-    assert "avg_pool" in layers, "there is no AveragePooling2D layer named 'avg_pool' after stage 5"
+        assert extra not in layers, _("stage {stage} has too many blocks: it ends with block '{last_block}'").format(stage=stage, last_block=blocks[-1])
+        assert f"res{stage}{blocks[1]}_branch1" not in layers, _("stage {stage} has only one convolutional block, block '{first_block}'").format(stage=stage, first_block=blocks[0])
+    assert "avg_pool" in layers, _("there is no AveragePooling2D layer named 'avg_pool' after stage 5")
     pool = layers["avg_pool"]
-    assert type(pool).__name__ == "AveragePooling2D" and tuple(pool.pool_size) == (2, 2), "'avg_pool' must be AveragePooling2D((2, 2))"
-    assert _is_relu(model.get_layer(feeding_layers(pool)[0])), "'avg_pool' must come right after stage 5"
+    assert type(pool).__name__ == "AveragePooling2D" and tuple(pool.pool_size) == (2, 2), _("'avg_pool' must be AveragePooling2D((2, 2))")
+    assert _is_relu(model.get_layer(feeding_layers(pool)[0])), _("'avg_pool' must come right after stage 5")
     head = layers.get(f"fc{classes}")
-    assert head is not None, f"the output layer must be named 'fc{classes}'"
-    assert head.units == classes and head.get_config()["activation"] == "softmax", f"the output layer must be Dense({classes}, activation='softmax')"
-    assert model.layers[-1] is head and type(model.layers[-2]).__name__ == "Flatten", "Flatten, then the Dense output layer, end the model"
+    assert head is not None, _("the output layer must be named 'fc{classes}'").format(classes=classes)
+    assert head.units == classes and head.get_config()["activation"] == "softmax", _("the output layer must be Dense({classes}, activation='softmax')").format(classes=classes)
+    assert model.layers[-1] is head and type(model.layers[-2]).__name__ == "Flatten", _("Flatten, then the Dense output layer, end the model")
     assert model.count_params() == RESNET50_CONV_PARAMS + 2049 * classes, (
-        f"the model has {model.count_params():,} parameters, not {RESNET50_CONV_PARAMS + 2049 * classes:,}"
+        _("the model has {model_count_params:,} parameters, not {RESNET50_CONV_PARAMS_204:,}").format(model_count_params=model.count_params(), RESNET50_CONV_PARAMS_204=RESNET50_CONV_PARAMS + 2049 * classes)
     )
 
 
@@ -786,8 +824,8 @@ def draw_model(model, path: str | os.PathLike, **options):
     import shutil
 
     if shutil.which("dot") is None:
-        print("graphviz is not installed, so here is the text summary instead of a drawing")
-        print("(install it with `apt-get install graphviz`, `brew install graphviz` or `conda install graphviz`):")
+        print(_("graphviz is not installed, so here is the text summary instead of a drawing"))
+        print(_("(install it with `apt-get install graphviz`, `brew install graphviz` or `conda install graphviz`):"))
         model.summary()
         return None
     from IPython.display import Image as DisplayImage
@@ -850,22 +888,22 @@ def functions_from(notebook: str | os.PathLike, *names: str):
     try:
         sources = _code_sources(path)
     except FileNotFoundError:
-        raise NotebookError(f"{path} not found: keep the notebooks together in one folder.") from None
+        raise NotebookError(_("{path} not found: keep the notebooks together in one folder.").format(path=path)) from None
     except Exception as error:  # json and nbformat raise several kinds for a damaged file
-        raise NotebookError(f"{path} is not a readable notebook ({error}).") from None
+        raise NotebookError(_("{path} is not a readable notebook ({error}).").format(path=path, error=error)) from None
     namespace: dict = {"__name__": path.stem}
     transformer = TransformerManager()
     for number, source in enumerate(sources, start=1):  # in the notebook's folder, as Jupyter runs it
         try:
             tree = ast.parse(transformer.transform_cell(source))
         except SyntaxError as error:
-            raise NotebookError(f"{path}, code cell {number}: {error.msg} on line {error.lineno}. Fix it there first.") from None
+            raise NotebookError(_("{path}, code cell {number}: {msg} on line {lineno}. Fix it there first.").format(path=path, number=number, msg=error.msg, lineno=error.lineno)) from None
         tree.body = [statement for statement in tree.body if _keeps(statement)]
         with contextlib.chdir(path.parent):
             exec(compile(tree, f"{path} (code cell {number})", "exec"), namespace)
     missing = [name for name in names if not callable(namespace.get(name))]
     if missing:
-        raise NotebookError(f"{path} defines no function {', '.join(missing)}: write it there and save that notebook.")
+        raise NotebookError(_("{path} defines no function {missing}: write it there and save that notebook.").format(path=path, missing=', '.join(missing)))
     functions = tuple(namespace[name] for name in names)
     return functions[0] if len(functions) == 1 else functions
 
@@ -884,7 +922,7 @@ def _model_files(path: str | os.PathLike, what: str) -> tuple[Path, Path]:
     files = Path(path).with_suffix(".json"), Path(path).with_suffix(".npz")
     for file in files:
         if not file.is_file():
-            raise ModelFileError(f"{what} file not found: {file}. Run `make pretrained` to train it.")
+            raise ModelFileError(_("{what} file not found: {file}. Run `make pretrained` to train it.").format(what=what, file=file))
     return files
 
 
@@ -913,7 +951,7 @@ def load_pretrained(path: str | os.PathLike = PRETRAINED):
         model = tf.keras.models.model_from_json(architecture.read_text())
         model.set_weights(_float16_weights(weights))
     except Exception as error:  # Keras and numpy raise many kinds on damaged files
-        raise ModelFileError(f"{path}.json/.npz cannot be loaded as the kit's model ({error}).") from None
+        raise ModelFileError(_("{path}.json/.npz cannot be loaded as the kit's model ({error}).").format(path=path, error=error)) from None
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -925,11 +963,11 @@ def load_your_model(path: str | os.PathLike = "my_resnet50.keras"):
 
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"{path} not found: run notebook 4 to its end, which saves your model there.")
+        raise ModelFileError(_("{path} not found: run notebook 4 to its end, which saves your model there.").format(path=path))
     try:
         return tf.keras.models.load_model(path)
     except Exception as error:  # zipfile, h5py and Keras raise many kinds on a damaged file
-        raise ModelFileError(f"{path} cannot be loaded ({error}): run notebook 4 to its end again.") from None
+        raise ModelFileError(_("{path} cannot be loaded ({error}): run notebook 4 to its end again.").format(path=path, error=error)) from None
 
 
 NOT_SURE_SUFFIX = ".not-sure.json"
@@ -947,13 +985,14 @@ class Reading(NamedTuple):
 
     def __str__(self) -> str:
         if self.hands == 0:
-            return "no hand found"
+            return _("no hand found")
         best = int(self.probabilities.argmax())
         if self.digit is None:
-            said = f"not sure (its best guess, a {best}, is only {self.confidence:.0%} likely)"
+            said = _("not sure (its best guess, a {best}, is only {confidence:.0%} likely)").format(best=best, confidence=self.confidence)
         else:
-            said = f"a {self.digit} ({self.confidence:.0%} sure)"
-        return said + (f", the surest of {self.hands} hands found" if self.hands and self.hands > 1 else "")
+            said = _("a {digit} ({confidence:.0%} sure)").format(digit=self.digit, confidence=self.confidence)
+        several = _(", the surest of {hands} hands found").format(hands=self.hands) if self.hands and self.hands > 1 else ""
+        return said + several
 
 
 def not_sure_below(path: str | os.PathLike = PRETRAINED) -> float:
@@ -965,13 +1004,13 @@ def not_sure_below(path: str | os.PathLike = PRETRAINED) -> float:
     """
     file = Path(path).with_suffix(NOT_SURE_SUFFIX)
     if not file.is_file():
-        raise ModelFileError(f"{file} not found: run `make evaluate-pretrained` to choose the model's threshold.")
+        raise ModelFileError(_("{file} not found: run `make evaluate-pretrained` to choose the model's threshold.").format(file=file))
     try:
         threshold = float(json.loads(file.read_text())["threshold"])
     except (ValueError, KeyError, TypeError) as error:
-        raise ModelFileError(f"{file} holds no threshold ({error!r}); run `make evaluate-pretrained` again.") from None
+        raise ModelFileError(_("{file} holds no threshold ({error!r}); run `make evaluate-pretrained` again.").format(file=file, error=error)) from None
     if not 0 <= threshold <= 1:
-        raise ModelFileError(f"{file}: the threshold {threshold} is not a probability between 0 and 1.")
+        raise ModelFileError(_("{file}: the threshold {threshold} is not a probability between 0 and 1.").format(file=file, threshold=threshold))
     return threshold
 
 
@@ -1086,7 +1125,7 @@ def load_hand_finder(path: str | os.PathLike = FINDER, reader=None) -> HandFinde
         head.set_weights(_float16_weights(weights))
         threshold = float(settings["no_hand_below"])
     except Exception as error:  # Keras, json and numpy raise many kinds on damaged files
-        raise ModelFileError(f"{path}.json/.npz cannot be loaded as the kit's hand finder ({error}).") from None
+        raise ModelFileError(_("{path}.json/.npz cannot be loaded as the kit's hand finder ({error}).").format(path=path, error=error)) from None
     return HandFinder(finder_backbone(reader if reader is not None else load_pretrained()), head, threshold)
 
 
@@ -1139,18 +1178,18 @@ def _working_photo(photo: str | os.PathLike | bytes | memoryview, name: str | No
     if isinstance(photo, (bytes, bytearray, memoryview)):
         name = name or "the uploaded photo"
         if not photo:
-            raise PhotoError(f"{name} is an empty file, not a photo.")
+            raise PhotoError(_("{name} is an empty file, not a photo.").format(name=name))
         source: Path | BinaryIO = io.BytesIO(photo)
     else:
         source = Path(photo)
         name = name or str(source)
         if not source.is_file():
-            raise PhotoError(f"Photo not found: {source}")
+            raise PhotoError(_("Photo not found: {source}").format(source=source))
         if source.stat().st_size == 0:
-            raise PhotoError(f"{source} is an empty file, not a photo.")
+            raise PhotoError(_("{source} is an empty file, not a photo.").format(source=source))
     image, longer_side = _open_photo(source, name, WORKING_SIDE)
     if min(image.size) < MIN_PHOTO_SIDE:
-        raise PhotoError(f"{name} is {image.width}x{image.height} pixels: too small to show a hand (at least {MIN_PHOTO_SIDE} on each side).")
+        raise PhotoError(_("{name} is {width}x{height} pixels: too small to show a hand (at least {MIN_PHOTO_SIDE} on each side).").format(name=name, width=image.width, height=image.height, MIN_PHOTO_SIDE=MIN_PHOTO_SIDE))
     image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
     return np.asarray(image), longer_side / max(image.size), name
 
@@ -1187,7 +1226,7 @@ def predict_photo(model, photo: str | os.PathLike | bytes | memoryview, threshol
     candidates = [(hand.box, hand_crop_box(hand.box, image.shape[1], image.shape[0], scale))
                   for hand in hands for scale in READING_SCALES]
     crops = np.stack([np.asarray(Image.fromarray(image).crop(tuple(crop)).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS))
-                      for _, crop in candidates])
+                      for _box, crop in candidates])
     probabilities = np.asarray(digit_probabilities(model, crops), dtype=np.float64)
     surest = int(probabilities.max(axis=1).argmax())
     confidence = float(probabilities[surest].max())

@@ -119,7 +119,7 @@ CLAIMS: dict[str, list[Claim]] = {
               "np.mean(predicted == Y_test_orig.ravel()) >= 0.98"),
         Claim("the sample image of a 5 (drawn by the kit) reads as a 5, and the model is sure of it (over 90%)",
               "(lambda p: p.argmax() == 5 and p.max() > 0.9)("
-              "model.predict(resnets_utils.load_image('../images/sample_hand_5.jpg'), verbose=0)[0])"),
+              "model.predict(resnets_utils.load_image(resnets_utils.KIT_DIR / 'images' / 'sample_hand_5.jpg'), verbose=0)[0])"),
         # Section 3, the preprocessing mistake: the sample 2 prepared three ways, then the whole test set
         Claim("prepared as in training (x / 255), the sample 2 reads as a 2, and the model is sure of it (over 90%)",
               "readings['x / 255, as in training'].argmax() == 2 and readings['x / 255, as in training'].max() > 0.9"),

@@ -7,7 +7,9 @@ page holds. The lab serves a copy of the kit in a temporary folder, so nothing t
 saves reaches `notebooks/` (whose stored outputs nbval compares). The same happens for the
 student release with the reference solutions written in, for each notebook whose code there
 differs from the source's. After notebook 5 has run, a phone-sized whole photo of a hand in
-a room is uploaded in it, and the hand found and read, as a student does. A screenshot of each notebook goes to `build/browser/`.
+a room is uploaded in it, and the hand found and read, as a student does. The Chinese edition runs in a lab
+started as `make lab EDITION=zh` starts it, with JupyterLab's menus in Chinese. A screenshot of each notebook goes
+to `build/browser/`.
 
 Without Chromium (`/usr/bin/chromium`) or Playwright these tests skip; with
 RESNETS_REQUIRE_BROWSER=1, as CI sets it, they fail instead.
@@ -37,6 +39,10 @@ NOTEBOOK_TIMEOUT = 600_000  # milliseconds; the slowest notebook takes about 1.5
 SCREENSHOTS = KIT_DIR / "build" / "browser"
 KIT_LAYOUT = ("notebooks", "images", "datasets", "models")  # so that a ../ path in a notebook finds the same file
 NOTEBOOK_NAMES = [path.name for path in source_notebooks()]
+# The Chinese notebooks' code is the English code with the kit's language set: those that train (1 and 4) run the
+# English run's code again, so only the others run here.
+CHINESE_NOTEBOOK_NAMES = [path.name for path in source_notebooks("zh") if not path.name.startswith(("01_", "04_"))]
+ANSWER = {"en": "The answer: a {digit}", "zh": "The answer: {digit}（把握"}  # what notebook 5 prints for an upload
 UPLOAD_NOTEBOOK = "05_your_own_image.ipynb"
 
 # JavaScript run in the page, on JupyterLab's application object (exposed by --LabApp.expose_app_in_browser).
@@ -132,6 +138,22 @@ def kit_copy(chromium, tmp_path_factory) -> ServedFolder:
 
 
 @pytest.fixture(scope="module")
+def kit_copy_zh(chromium, tmp_path_factory) -> ServedFolder:
+    """The lab serving a copy of the kit, started as `make lab EDITION=zh` starts it."""
+    import subprocess
+
+    if not subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout.strip():
+        unavailable("no Chinese font is installed, so Chromium would show the Chinese notebooks as boxes "
+                    "(apt-get install fonts-wqy-microhei)")
+    copy = tmp_path_factory.mktemp("kit-zh")
+    for name in KIT_LAYOUT:
+        shutil.copytree(KIT_DIR / name, copy / name, ignore=shutil.ignore_patterns(".*"))
+    with running_lab(tmp_path_factory.mktemp("jupyter-zh"), "--edition", "zh", f"--ServerApp.root_dir={copy}",
+                     "--LabApp.expose_app_in_browser=True") as lab:
+        yield ServedFolder(lab, copy)
+
+
+@pytest.fixture(scope="module")
 def solved_release(chromium, tmp_path_factory) -> ServedFolder:
     """The lab serving the student release (as `make release` writes it) with the reference solutions written in."""
     release = build_course(tmp_path_factory.mktemp("course") / "course")
@@ -198,6 +220,18 @@ def test_each_notebook_runs_to_the_end_in_jupyterlab(chromium, kit_copy, name, t
     run_in_jupyterlab(chromium, kit_copy, f"notebooks/{name}", SCREENSHOTS / f"{Path(name).stem}.png", then=then)
 
 
+@pytest.mark.parametrize("name", CHINESE_NOTEBOOK_NAMES)
+def test_each_chinese_notebook_runs_to_the_end_in_jupyterlab_in_chinese(chromium, kit_copy_zh, name, tmp_path):
+    def in_chinese(page):
+        menus = page.locator(".lm-MenuBar").first.inner_text()
+        assert "文件" in menus, f"JupyterLab's menus should be in Chinese: {menus!r}"
+        if then is not None:
+            then(page)
+
+    then = upload_a_phone_sized_photo(tmp_path, "zh") if name == UPLOAD_NOTEBOOK else None
+    run_in_jupyterlab(chromium, kit_copy_zh, f"notebooks/zh/{name}", SCREENSHOTS / f"zh-{Path(name).stem}.png", then=in_chinese)
+
+
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
 def test_each_release_notebook_with_the_reference_solutions_runs_to_the_end_in_jupyterlab(chromium, solved_release, name):
     # A release notebook whose code, solutions written in, is the source's line for line (no exercise, no path
@@ -231,7 +265,7 @@ def phone_sized_photo(folder: Path) -> tuple[Path, int]:
     return path, digit
 
 
-def upload_a_phone_sized_photo(folder: Path):
+def upload_a_phone_sized_photo(folder: Path, edition: str = "en"):
     """What a student does after running notebook 5: upload a phone-sized whole photo (over 10 MiB), and read
     the answer under the upload button, beside the photo with the hand's box and the crop the model read."""
     photo, digit = phone_sized_photo(folder)
@@ -243,10 +277,10 @@ def upload_a_phone_sized_photo(folder: Path):
         with page.expect_file_chooser() as chooser:  # the widget's file input is not in the page: its button opens it
             page.locator(".widget-upload").click()
         chooser.value.set_files(str(photo))
-        answer = page.locator(".widget-output").get_by_text(f"The answer: a {digit}")
+        answer = page.locator(".widget-output").get_by_text(ANSWER[edition].format(digit=digit))
         answer.wait_for(timeout=60_000)
         answer.scroll_into_view_if_needed()
-        page.screenshot(path=SCREENSHOTS / "05_your_own_image-upload.png")
+        page.screenshot(path=SCREENSHOTS / f"{'' if edition == 'en' else edition + '-'}05_your_own_image-upload.png")
         assert page.locator(".widget-output img").count() == 2  # the photo with the box beside the crop, then the bars
 
     return upload

@@ -65,6 +65,23 @@ def test_public_tests_name_each_mistake(mutation):
         run_cell(f"{mutation.grade_id}_public", mutation.notebook, solutions)
 
 
+@pytest.fixture
+def in_chinese():
+    import resnets_utils
+
+    resnets_utils.use_language("zh_CN")  # what the Chinese notebooks do after `import resnets_utils`
+    yield
+    resnets_utils.use_language("en")
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda mutation: mutation.name)
+def test_public_tests_name_each_mistake_in_chinese_in_the_chinese_edition(mutation, in_chinese):
+    solutions = {**reference_solutions(), mutation.grade_id: mutation.source()}
+    with pytest.raises(AssertionError) as named:
+        run_cell(f"{mutation.grade_id}_public", mutation.notebook, solutions)
+    assert re.search(r"[\u4e00-\u9fff]", str(named.value)), f"named in English: {named.value}"
+
+
 def test_the_catalogue_leaves_out_training_in_every_exercise():
     flagged = {mutation.grade_id for mutation in MUTATIONS if "ignores the training argument" in mutation.message}
     assert flagged == {grade_id for grade_id, _ in GRADED}

@@ -3,12 +3,13 @@
 One class of submissions is graded once (nbgrader, sandboxed kernels, two workers), and each
 test reads what grades.csv says about one student. The students are: the reference, the
 unmodified release, a print-faker, a wrong block from the mutation catalogue, and one for each
-way a submission can break or cheat.
+way a submission can break or cheat; and three students of the Chinese edition in the same class.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,10 @@ def class_of_submissions(release: Path) -> dict[str, dict[str, object]]:
         "reads_gradebook": {BLOCKS: with_prefix("identity_block", "import glob\nassert glob.glob('/tmp/resnets-grading-*/*/course/gradebook.db')"), RESNET: {}},
         "uses_network": {BLOCKS: with_prefix("identity_block", "import socket\nsocket.create_connection(('pypi.org', 443), timeout=5).close()"), RESNET: {}},
         "bad id!": {BLOCKS: reference, RESNET: reference},
+        # the Chinese edition, graded in the same class with the same gradebook
+        "reference_zh": {BLOCKS: ("zh", reference), RESNET: ("zh", reference)},
+        "release_zh": {BLOCKS: ("zh", {}), RESNET: ("zh", {})},
+        "wrong_block_zh": {BLOCKS: ("zh", {**reference, "identity_block": wrong.source()}), RESNET: ("zh", reference)},
     }
 
 
@@ -78,6 +83,7 @@ def grades(tmp_path_factory) -> dict[str, dict[str, dict]]:
     """Grade the class once; return student -> grade_id -> row of grades.csv."""
     work = tmp_path_factory.mktemp("grading")
     release = build_course(work / "course")
+    releases = {"en": release, "zh": build_course(work / "course-zh", "zh")}
     submissions = work / "submissions"
     for student, notebooks in class_of_submissions(release).items():
         folder = submissions / student
@@ -88,6 +94,8 @@ def grades(tmp_path_factory) -> dict[str, dict[str, dict]]:
                 path.write_bytes(content)
             elif isinstance(content, nbformat.NotebookNode):
                 nbformat.write(content, path)
+            elif isinstance(content, tuple):  # (edition, solutions)
+                nbformat.write(fill_in(releases[content[0]] / path.name, content[1]), path)
             elif content is not None:
                 nbformat.write(fill_in(release / path.name, content), path)
     out = work / "grades"
@@ -114,7 +122,7 @@ def total(rows: dict) -> float:
 
 def test_every_student_gets_a_row_for_every_graded_cell(grades):
     students = set(grades) - {"__out__"}
-    assert len(students) == 16
+    assert len(students) == 19
     assert all(len(rows) == 6 for student, rows in grades.items() if student != "__out__")
 
 
@@ -127,6 +135,17 @@ def test_the_reference_scores_full_marks(grades):
 def test_the_unmodified_release_scores_zero(grades):
     assert total(grades["release"]) == 0
     assert "not done yet" in grades["release"]["identity_block_hidden"]["reason"]
+
+
+def test_a_chinese_edition_submission_is_graded_as_the_english_one_with_reasons_in_chinese(grades):
+    rows = grades["reference_zh"]
+    assert total(rows) == 10 and {row["status"] for row in rows.values()} == {"passed"}, [row["reason"] for row in rows.values()]
+    assert not any(row["reason"] for row in rows.values()), "its test cells are the Chinese release's: nothing to restore"
+    assert total(grades["release_zh"]) == 0
+    assert "这道练习还没有完成" in grades["release_zh"]["identity_block_hidden"]["reason"]  # "the exercise is not done yet"
+    wrong = grades["wrong_block_zh"]
+    assert hidden_score(wrong, "identity_block") == 0 and total(wrong) == total(grades["wrong_block"])
+    assert re.search(r"[\u4e00-\u9fff]", wrong["identity_block_public"]["reason"]), wrong["identity_block_public"]["reason"]
 
 
 def test_printing_the_expected_values_scores_zero_on_the_hidden_tests(grades):

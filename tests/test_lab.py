@@ -29,8 +29,8 @@ class Lab:
     log: Path  # everything the lab and its kernels wrote to the terminal
 
     def api(self, path: str, method: str = "GET"):
-        """Jupyter's REST API: what it answers, as JSON (None when it answers nothing)."""
-        request = urllib.request.Request(f"{self.address}/api/{path}", method=method, headers={"Authorization": f"token {self.token}"})
+        """Jupyter's REST API (`/api/PATH`, or JupyterLab's when PATH starts with /): what it answers, as JSON (None when it answers nothing)."""
+        request = urllib.request.Request(f"{self.address}{path if path.startswith('/') else '/api/' + path}", method=method, headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=30) as response:
             body = response.read()
         return json.loads(body) if body else None
@@ -103,3 +103,15 @@ def test_make_lab_prints_the_link_to_the_notebooks_and_offers_the_kit_kernel(tmp
         served = {item["name"] for item in lab.api("contents/notebooks")["content"]}
         assert {path.name for path in (KIT_DIR / "notebooks").glob("*.ipynb")} <= served
         assert lab.api("contents/images")["type"] == "directory", "the notebooks' ../images/ links need the kit's folder served"
+
+
+def test_make_lab_edition_zh_opens_the_chinese_notebooks_with_jupyterlab_in_chinese(tmp_path):
+    with running_lab(tmp_path, "--edition", "zh") as lab:
+        assert lab.link.startswith(f"{lab.address}{FIRST_PAGE}/zh?token=")
+        served = {item["name"] for item in lab.api("contents/notebooks/zh")["content"]}
+        assert {path.name for path in (KIT_DIR / "notebooks" / "zh").glob("*.ipynb")} <= served
+        assert "zh_CN" in lab.api("/lab/api/translations")["data"], "JupyterLab's Chinese language pack should be installed"
+        settings = lab.api("/lab/api/settings/@jupyterlab/translation-extension:plugin")
+        chosen = settings["settings"].get("locale", settings["schema"]["properties"]["locale"]["default"])
+        assert chosen == "zh_CN", settings["settings"]
+        assert lab.api("/lab/api/translations/zh_CN")["data"], "the language pack should translate JupyterLab's menus"

@@ -1,5 +1,5 @@
-"""The source notebooks keep their promises: expected outputs match the code, graded cells
-carry nbgrader metadata, and the public tests name the mistakes students make."""
+"""The notebooks keep their promises, in English (the source) and in Chinese (`notebooks/zh/`, generated
+from it): expected outputs match the code, graded cells carry nbgrader metadata, one structure."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ import pytest
 
 from tools.course.sync_expected import EXPECTED_HEADING, out_values, printed_text
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+SOURCE_NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = SOURCE_NOTEBOOKS + sorted((Path(__file__).resolve().parents[1] / "notebooks" / "zh").glob("*.ipynb"))
+# The fixed words of a notebook's structure, in each edition.
+WORDS = {
+    "en": {"goals": "**After this notebook you can:**", "remember": "## What you should remember",
+           "expected": EXPECTED_HEADING, "exercise": "### Exercise"},
+    "zh": {"goals": "**学完本笔记本，你将能够：**", "remember": "## 要点回顾", "expected": "**预期输出**", "exercise": "### 练习"},
+}
+
+
+def words(path: Path) -> dict[str, str]:
+    return WORDS["zh" if path.parent.name == "zh" else "en"]
 
 
 def cells_of(path):
@@ -26,9 +37,9 @@ def nbgrader(cell) -> dict:
 def test_every_expected_output_equals_what_the_cell_above_printed(path):
     previous_code = None
     for cell in cells_of(path):
-        if cell.cell_type == "markdown" and cell.source.startswith(EXPECTED_HEADING):
+        if cell.cell_type == "markdown" and cell.source.startswith(words(path)["expected"]):
             assert previous_code is not None
-            assert cell.source == f"{EXPECTED_HEADING}\n\n```\n{printed_text(previous_code).rstrip()}\n```", (
+            assert cell.source == f"{words(path)['expected']}\n\n```\n{printed_text(previous_code).rstrip()}\n```", (
                 "an Expected output block drifted from the code: run `python -m tools.course.sync_expected`"
             )
         elif cell.cell_type == "code":
@@ -59,9 +70,9 @@ def test_notebook_has_goals_sections_and_what_to_remember(path):
     cells = cells_of(path)
     text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     assert cells[0].source.startswith(f"# {int(path.name[:2])}. "), "the title is '# N. ...'"
-    assert "**After this notebook you can:**" in cells[0].source
+    assert words(path)["goals"] in cells[0].source
     assert re.search(r"^## 1\. ", text, flags=re.M), "sections are numbered"
-    assert cells[-1].source.startswith("## What you should remember")
+    assert cells[-1].source.startswith(words(path)["remember"])
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -82,15 +93,17 @@ def test_graded_cells_carry_nbgrader_metadata(path):
     assert len(ids) == len(set(ids)), "grade_ids are unique"
 
 
-def test_exercises_are_numbered_across_the_kit():
+@pytest.mark.parametrize("edition", WORDS)
+def test_exercises_are_numbered_across_the_kit(edition):
     numbers = [
         int(n)
         for path in NOTEBOOKS
+        if words(path) is WORDS[edition]
         for cell in cells_of(path)
         if cell.cell_type == "markdown"
-        for n in re.findall(r"^### Exercise (\d+)", cell.source, flags=re.M)
+        for n in re.findall(rf"^{WORDS[edition]['exercise']} (\d+)", cell.source, flags=re.M)
     ]
-    assert numbers == list(range(1, len(numbers) + 1))
+    assert numbers and numbers == list(range(1, len(numbers) + 1))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

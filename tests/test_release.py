@@ -1,4 +1,4 @@
-"""`make release` gives students the exercises, never the answers.
+"""`make release` gives students the exercises, never the answers, in English and in Chinese (`EDITION=zh`).
 
 The release is what nbgrader's generate_assignment makes from the source notebooks, plus the
 files the notebooks need beside them.
@@ -17,16 +17,21 @@ from tools.grading.nbgrader_course import STUDENT_FILES, build_course, source_no
 REGION = {"solution": ("### BEGIN SOLUTION", "### END SOLUTION"), "hidden test": ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")}
 
 
+@pytest.fixture(scope="module", params=["en", "zh"])
+def edition(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def release(tmp_path_factory) -> Path:
-    return build_course(tmp_path_factory.mktemp("course") / "course")
+def release(tmp_path_factory, edition) -> Path:
+    return build_course(tmp_path_factory.mktemp("course") / "course", edition)
 
 
-def lines_of(kind: str) -> tuple[set[str], set[str]]:
-    """(lines inside the source's regions of `kind`, lines anywhere else in the source notebooks)."""
+def lines_of(kind: str, edition: str) -> tuple[set[str], set[str]]:
+    """(lines inside the edition's regions of `kind`, lines anywhere else in its notebooks)."""
     begin, end = REGION[kind]
     inside, outside = set(), set()
-    for path in source_notebooks():
+    for path in source_notebooks(edition):
         for cell in nbformat.read(path, 4).cells:
             within = False
             for line in cell.source.splitlines():
@@ -53,25 +58,25 @@ def release_lines(release: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("kind", REGION)
-def test_no_line_of_a_solution_or_hidden_test_is_in_the_release(release, kind):
-    inside, outside = lines_of(kind)
+def test_no_line_of_a_solution_or_hidden_test_is_in_the_release(release, edition, kind):
+    inside, outside = lines_of(kind, edition)
     secret = inside - outside  # a line that also appears outside the regions is no secret
     assert len(secret) > 10, f"the source notebooks should have {kind} regions"
     leaked = secret & release_lines(release)
     assert not leaked, f"{kind} lines found in the release: {sorted(leaked)[:5]}"
 
 
-def test_the_release_has_every_notebook_and_the_files_they_need(release):
-    assert sorted(path.name for path in release.glob("*.ipynb")) == [path.name for path in source_notebooks()]
+def test_the_release_has_every_notebook_and_the_files_they_need(release, edition):
+    assert sorted(path.name for path in release.glob("*.ipynb")) == [path.name for path in source_notebooks(edition)]
     for name in STUDENT_FILES:
         if (Path(__file__).parent.parent / name).exists():
             assert (release / name).exists(), name
 
 
-def test_the_release_keeps_the_scaffolding_and_clears_outputs(release):
+def test_the_release_keeps_the_scaffolding_and_clears_outputs(release, edition):
     blocks = nbformat.read(release / "02_residual_blocks.ipynb", 4)
     exercise = next(cell for cell in blocks.cells if cell.metadata.get("nbgrader", {}).get("grade_id") == "identity_block")
-    assert "### START CODE HERE ###" in exercise.source and "(≈3 lines)" in exercise.source
+    assert "### START CODE HERE ###" in exercise.source and {"en": "(≈3 lines)", "zh": "（≈3 行）"}[edition] in exercise.source
     assert "raise NotImplementedError()" in exercise.source
     for path in release.glob("*.ipynb"):
         assert all(not cell.get("outputs") for cell in nbformat.read(path, 4).cells), path.name

@@ -19,14 +19,16 @@ def built() -> Path:
 def test_the_site_has_a_home_page_the_guides_and_every_notebook(built):
     names = {path.name for path in built.glob("*.html")}
     expected = {"index.html", "students.html", "instructors.html", "development.html", "model-card.html", "data-card.html",
-                "benchmarks.html"} | {f"{path.stem}.html" for path in source_notebooks()}
+                "benchmarks.html"} | {f"{path.stem}.html" for path in source_notebooks()} \
+        | {f"zh-{path.stem}.html" for path in source_notebooks("zh")}
     assert expected <= names, f"missing: {sorted(expected - names)}"
     assert "Residual networks, hands on" in (built / "index.html").read_text()
 
 
 @pytest.mark.parametrize("kind", REGION)
-def test_no_line_of_a_solution_or_hidden_test_is_on_the_site(built, kind):
-    inside, outside = lines_of(kind)
+@pytest.mark.parametrize("edition", ["en", "zh"])
+def test_no_line_of_a_solution_or_hidden_test_is_on_the_site(built, kind, edition):
+    inside, outside = lines_of(kind, edition)
     secret = inside - outside  # a line that also appears outside the regions is no secret
     assert len(secret) > 10, f"the source notebooks should have {kind} regions"
     leaked = secret & site.page_lines(built)

@@ -1,6 +1,7 @@
 """Build the course website: `python -m tools.docs.site` (what `make site` runs), into build/site/.
 
-Its home page is README.md, its other pages `docs/` and the five notebooks as students get them: nbgrader's student release (no
+Its home page is README.md, its other pages `docs/` and the five notebooks as students get them, in English and, as
+`zh-NN_name.html`, in Chinese: nbgrader's student release (no
 solution, no hidden test) with the source notebooks' stored outputs put back, since the release clears
 them and the site shows what a run prints without running anything. MkDocs with Material for MkDocs
 renders it, and mkdocs-jupyter the notebooks (`mkdocs.yml`): all three install from PyPI and build
@@ -59,6 +60,9 @@ def stage_pages() -> None:
     shutil.copytree(KIT_DIR / "images", PAGES / "images")
     for source in source_notebooks():
         nbformat.write(with_stored_outputs(release / source.name, source), PAGES / source.name)
+    chinese = build_course(SOURCE / "course-zh", "zh")
+    for source in source_notebooks("zh"):  # beside the English pages, so that their links to the guides and pictures hold
+        nbformat.write(with_stored_outputs(chinese / source.name, source), PAGES / f"zh-{source.name}")
 
 
 class _Links(HTMLParser):

@@ -56,12 +56,14 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
-from resnets_utils import KIT_DIR
-from tools.grading.nbgrader_course import ASSIGNMENT, build_course, graded_notebooks, nbgrader_environment, write_config
+import resnets_utils
+from resnets_utils import KIT_DIR, N_
+from tools.grading.nbgrader_course import (ASSIGNMENT, EDITIONS, build_course, graded_notebooks, nbgrader_environment,
+                                           source_notebooks, write_config)
 from tools.course.notebook_source import NOTEBOOKS
 from tools.grading import container_sandbox, kernel_zygote
 from tools.grading.sandbox_kernel import KERNEL_NAMESPACES, LIMIT_REACHED, PROCESS_LIMIT, SANDBOX_FAILED, ZYGOTE_VARIABLE
-from tools.grading.submissions import SubmissionError, prepare_submission
+from tools.grading.submissions import SubmissionError, edition_of, prepare_submission
 
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
@@ -144,7 +146,8 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
     problems, notes = {}, {}
     for notebook in notebooks:
         try:
-            submission = prepare_submission(student_dir, notebook, notebooks, master / "release" / ASSIGNMENT / f"{notebook}.ipynb")
+            submission = prepare_submission(student_dir, notebook, notebooks, master / "release" / ASSIGNMENT / f"{notebook}.ipynb",
+                                            {edition: releases / ASSIGNMENT / f"{notebook}.ipynb" for edition, releases in edition_releases(master).items()})
         except SubmissionError as error:
             problems[notebook] = str(error)
             continue
@@ -574,6 +577,8 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
     try:
         master = run / "master"
         build_course(master)
+        for edition in edition_releases(master):  # to repair each submission against the release of its own edition
+            build_course(master.with_name(f"master-{edition}"), edition)
         rows = [
             Row(path.name, notebook, grade_id, 0.0, points, "not graded",
                 "the folder name is not a usable student id (letters, digits, _ . @ + - only)")
@@ -636,23 +641,27 @@ def failure_reason(log: str) -> str:
 
 
 def cell_reasons(notebook: Path, timeout: float) -> dict[str, str]:
-    """For each graded cell of an autograded notebook, the error it showed ('' when none).
+    """For each graded cell of an autograded notebook, the error it showed ('' when none), in the notebook's language.
 
     A graded cell usually fails because of an earlier one (a loop stopped at the time limit,
     memory running out), so its reason names that cell too.
     """
+    autograded = nbformat.read(notebook, as_version=4)
+    speak = speaking(edition_of(autograded))
     reasons, earlier = {}, []
-    for number, cell in enumerate(nbformat.read(notebook, as_version=4).cells, start=1):
+    for number, cell in enumerate(autograded.cells, start=1):
         errors = [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
         names = {error["ename"] for error in errors}
         if "CellTimeoutError" in names or "KeyboardInterrupt" in names:
-            earlier.append(f"cell {number} was stopped after {timeout:g} s")
+            earlier.append(speak(N_("cell {number} was stopped after {seconds} s")).format(number=number, seconds=f"{timeout:g}"))
         elif "MemoryError" in names:
-            earlier.append(f"cell {number} ran out of memory (MemoryError)")
+            earlier.append(speak(N_("cell {number} ran out of memory (MemoryError)")).format(number=number))
         elif any(error["ename"] == "BlockingIOError" and "Resource temporarily unavailable" in error["evalue"] for error in errors):
-            earlier.append(f"cell {number} reached the sandbox's process limit of {PROCESS_LIMIT} (BlockingIOError)")
+            earlier.append(speak(N_("cell {number} reached the sandbox's process limit of {limit} (BlockingIOError)")).format(
+                number=number, limit=PROCESS_LIMIT))
         elif errors and cell.metadata.get("nbgrader", {}).get("solution"):
-            earlier.append(f"your cell {number} raised {errors[0]['ename']}: {errors[0]['evalue'][:120]}")
+            earlier.append(speak(N_("your cell {number} raised {error}")).format(
+                number=number, error=f"{errors[0]['ename']}: {errors[0]['evalue'][:120]}"))
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if not grade_id:
             continue
@@ -660,18 +669,35 @@ def cell_reasons(notebook: Path, timeout: float) -> dict[str, str]:
             reasons[grade_id] = ""
             continue
         if errors[0]["ename"] == "NotImplementedError":
-            reason = "NotImplementedError: the exercise is not done yet"
+            reason = speak(N_("NotImplementedError: the exercise is not done yet"))
         else:
             reason = f"{errors[0]['ename']}: {errors[0]['evalue']}"[:300]
-        reasons[grade_id] = reason + (f" (after: {'; '.join(earlier[-2:])})" if earlier and earlier[-1] not in reason else "")
+        after = speak(N_(" (after: {earlier})")).format(earlier="; ".join(earlier[-2:]))
+        reasons[grade_id] = reason + (after if earlier and earlier[-1] not in reason else "")
     return reasons
 
 
+def speaking(edition: str):
+    """The gettext function of an edition's language: a Chinese submission's reasons come in Chinese."""
+    return resnets_utils.messages_in({"en": "en", "zh": "zh_CN"}[edition])
+
+
+def edition_releases(master: Path) -> dict[str, Path]:
+    """The release folders of the course's other editions, built beside the master course ({"zh": .../release})."""
+    return {edition: master.with_name(f"master-{edition}") / "release" for edition in EDITIONS
+            if edition != "en" and source_notebooks(edition)}
+
+
 def edited_locked_cells(submitted: Path, release: Path) -> list[str]:
-    """Locked cells the student changed (nbgrader restores them before grading)."""
+    """Locked cells the student changed (nbgrader restores them before grading), compared with the release of the
+    submission's own edition."""
+    theirs_notebook = nbformat.read(submitted, 4)
+    edition = edition_of(theirs_notebook)
+    if edition != "en":
+        release = edition_releases(release.parents[2])[edition] / ASSIGNMENT / release.name
     original = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nbformat.read(release, 4).cells
                 if cell.metadata.get("nbgrader", {}).get("locked")}
-    theirs = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in nbformat.read(submitted, 4).cells}
+    theirs = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in theirs_notebook.cells}
     return [grade_id for grade_id, source in original.items() if grade_id in theirs and theirs[grade_id] != source]
 
 
@@ -847,7 +873,8 @@ def grade_in_worker(home: Path) -> None:
                 results.setdefault(notebook, {})[grade_id] = (0.0, f"{GRADER_PROBLEM}: test cell {grade_id} was not in the graded notebook (the repair should have restored it)", False)
         edits = edited_locked_cells(path, home.parent / "master" / "release" / ASSIGNMENT / path.name)
         if edits:
-            note = f"restored before grading, as the student had edited them: {', '.join(edits)}"
+            note = speaking(edition_of(nbformat.read(path, 4)))(N_("restored before grading, as the student had edited them: {cells}")).format(
+                cells=", ".join(edits))
             for grade_id, (score, error, passed) in results.get(notebook, {}).items():
                 results[notebook][grade_id] = (score, f"{error}; {note}" if error else note, passed)
         shutil.move(graded, stash / path.name)  # no hidden test stays beside the next notebook's code

@@ -21,9 +21,12 @@ from tools.course.notebook_source import NOTEBOOKS
 
 ASSIGNMENT = "resnets"
 COURSE_ID = "resnets-kit"
+# The course's editions: English (the source notebooks) and the Chinese one generated from them, with the same
+# cells, grade ids and points, so one gradebook grades both.
+EDITIONS = {"en": NOTEBOOKS, "zh": NOTEBOOKS / "zh"}
 NBGRADER = Path(sys.executable).with_name("nbgrader")
 # What a student needs beside the notebooks; the notebooks then run from one flat folder.
-STUDENT_FILES = ("resnets_utils.py", "datasets", "images", "models", "docs", "requirements.txt")
+STUDENT_FILES = ("resnets_utils.py", "locale", "datasets", "images", "models", "docs", "requirements.txt")
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
@@ -31,8 +34,8 @@ class CourseError(RuntimeError):
     """nbgrader could not build the course (its log says why)."""
 
 
-def source_notebooks() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+def source_notebooks(edition: str = "en") -> list[Path]:
+    return sorted(EDITIONS[edition].glob("[0-9][0-9]_*.ipynb"))
 
 
 def graded_notebooks() -> list[str]:
@@ -49,7 +52,8 @@ def student_notebook(path: Path) -> nbformat.NotebookNode:
     """The source notebook as it sits in the flat student folder: links to `images/` and `docs/`, the standard kernel."""
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
-        cell.source = cell.source.replace("../images/", "images/").replace("../docs/", "docs/")
+        for up in ("../../", "../"):  # the Chinese notebooks sit one folder deeper
+            cell.source = cell.source.replace(f"{up}images/", "images/").replace(f"{up}docs/", "docs/")
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     return notebook
 
@@ -77,14 +81,14 @@ def nbgrader(root: Path, *args: str, timeout: float | None = None, **environment
     )
 
 
-def build_course(root: Path) -> Path:
-    """Make a fresh course at `root` and generate the assignment; returns the student release folder."""
+def build_course(root: Path, edition: str = "en") -> Path:
+    """Make a fresh course at `root` and generate the assignment of one edition ("en", "zh"); returns the student release folder."""
     root = root.resolve()
     if root.exists():
         shutil.rmtree(root)
     source = root / "source" / ASSIGNMENT
     source.mkdir(parents=True)
-    for path in source_notebooks():
+    for path in source_notebooks(edition):
         nbformat.write(student_notebook(path), source / path.name)
     for name in STUDENT_FILES:
         original = KIT_DIR / name

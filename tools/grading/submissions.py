@@ -26,11 +26,15 @@ import copy
 import difflib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbformat.corpus.words import generate_corpus_id
+
+import resnets_utils
+from resnets_utils import N_
 
 OUTPUT_LIMIT = 1_000_000  # bytes: a larger output is replaced by a line saying so
 LOCKED_SIMILARITY = 0.6  # how close (difflib ratio) an unmarked cell must be to a test cell to be taken for it
@@ -50,13 +54,28 @@ class Submission:
     notes: list[str]  # what was repaired, for the rows of this notebook
 
 
-def prepare_submission(student_dir: Path, notebook: str, notebooks: list[str], release: Path) -> Submission:
-    """The student's `notebook`, repaired against its `release` version; SubmissionError if there is none to grade."""
+def edition_of(notebook: nbformat.NotebookNode) -> str:
+    """"zh" for a notebook of the Chinese edition (its metadata says so, or it sets the kit's language to Chinese), else "en"."""
+    if notebook.metadata.get("resnets_kit", {}).get("language", "").startswith("zh"):
+        return "zh"
+    chinese = any(cell.cell_type == "code" and 'resnets_utils.use_language("zh' in cell.source for cell in notebook.cells)
+    return "zh" if chinese else "en"
+
+
+def prepare_submission(student_dir: Path, notebook: str, notebooks: list[str], release: Path,
+                       other_editions: Mapping[str, Path] | None = None) -> Submission:
+    """The student's `notebook`, repaired against its `release` version; SubmissionError if there is none to grade.
+
+    A notebook of another edition (`edition_of`) is repaired against that edition's release in `other_editions`
+    ({"zh": release notebook}): its test cells are the same cells, in the student's language."""
     path, notes = find_notebook(student_dir, notebook, notebooks)
     submitted, upgrade_notes = read_notebook(path)
     notes += upgrade_notes
     notes += clip_outputs(submitted)
-    notes += restore_test_cells(submitted, nbformat.read(release, as_version=4))
+    edition = edition_of(submitted)
+    release = (other_editions or {}).get(edition, release)
+    speak = resnets_utils.messages_in({"en": "en", "zh": "zh_CN"}[edition])
+    notes += restore_test_cells(submitted, nbformat.read(release, as_version=4), speak)
     return Submission(submitted, notes)
 
 
@@ -143,26 +162,28 @@ def is_test(cell) -> bool:
     return bool(grading.get("locked")) and not grading.get("solution")
 
 
-def restore_test_cells(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[str]:
-    """Give `submitted` the release's test cells, once each and in the release's order; notes on what changed.
+def restore_test_cells(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode, speak=str) -> list[str]:
+    """Give `submitted` the release's test cells, once each and in the release's order; notes on what changed, in the
+    language of `speak` (a gettext function).
 
     Student cells are never removed or moved, except copies of a test cell.
     """
     notes = []
     marked = restore_metadata(submitted, release)
     if marked:
-        notes.append("the nbgrader metadata of these cells was missing (an editor such as VS Code or Colab drops it) "
-                     f"and was restored by matching the cells to the release: {', '.join(marked)}")
+        notes.append(speak(N_("the nbgrader metadata of these cells was missing (an editor such as VS Code or Colab drops it) "
+                              "and was restored by matching the cells to the release: {cells}")).format(cells=", ".join(marked)))
     copies = drop_unmarked_copies(submitted, release)
     moved, marked_copies = take_out_of_order(submitted, release)
     copies = [cell for cell in test_ids(release) if cell in copies + marked_copies]
     deleted = put_back(submitted, release, moved)
     if copies:
-        notes.append(f"removed copies of these test cells before grading: {', '.join(copies)}")
+        notes.append(speak(N_("removed copies of these test cells before grading: {cells}")).format(cells=", ".join(copies)))
     if moved:
-        notes.append(f"moved these test cells back to their place before grading: {', '.join(moved)}")
+        notes.append(speak(N_("moved these test cells back to their place before grading: {cells}")).format(cells=", ".join(moved)))
     if deleted:
-        notes.append(f"restored these test cells, missing from the submission, from the release: {', '.join(deleted)}")
+        notes.append(speak(N_("restored these test cells, missing from the submission, from the release: {cells}")).format(
+            cells=", ".join(deleted)))
     return notes
 
 
