@@ -14,9 +14,9 @@ BIN := $(VENV)/bin
 # The tracker `make compare-tracker` measures the kit against: pinned, as the kit's own packages are.
 MEDIAPIPE_VERSION := 0.10.21
 READY := $(VENV)/.installed-python$(PYTHON_VERSION)
-NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard notebooks/zh/*.ipynb)
+SOURCE_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+NOTEBOOKS := $(SOURCE_NOTEBOOKS) $(wildcard notebooks/zh/*.ipynb)
 TRAINING_NOTEBOOK := notebooks/04_training.ipynb
-TRAINING_NOTEBOOKS := $(TRAINING_NOTEBOOK) $(wildcard notebooks/zh/04_training.ipynb)
 NBVAL_OF := $(BIN)/python -m pytest --nbval --nbval-sanitize-with tools/course/nbval_sanitize.cfg
 NBVAL := $(NBVAL_OF) $(NOTEBOOKS)
 
@@ -72,12 +72,12 @@ test-grading: $(READY)
 # nbval again where floats come out differently, as on another CPU: one intra-op thread (other summation orders)
 # for every notebook, and oneDNN off too (TensorFlow's plain float32 kernels) for all but notebook 4, whose ResNet50
 # trains more than twice as slowly without it. Notebook 4 runs beside the others, each on a core of its own; the
-# module's small tests run with the others.
+# module's small tests run with the others. The Chinese notebooks run the same code: `make test` runs them.
 PORTABLE_TESTS := tests/test_load_dataset.py tests/test_load_image.py tests/test_functions_from.py tests/test_setup.py
 test-portable: $(READY)
 	@echo "Notebook 4 runs beside the rest; its report follows theirs ($(VENV)/portable-notebook-4.log)."
 	@TF_NUM_INTRAOP_THREADS=1 $(NBVAL_OF) $(TRAINING_NOTEBOOK) > $(VENV)/portable-notebook-4.log 2>&1 & training=$$!; \
-	TF_NUM_INTRAOP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0 $(NBVAL_OF) $(filter-out $(TRAINING_NOTEBOOK),$(NOTEBOOKS)) $(PORTABLE_TESTS); rest=$$?; \
+	TF_NUM_INTRAOP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0 $(NBVAL_OF) $(filter-out $(TRAINING_NOTEBOOK),$(SOURCE_NOTEBOOKS)) $(PORTABLE_TESTS); rest=$$?; \
 	wait $$training; four=$$?; cat $(VENV)/portable-notebook-4.log; exit $$(( rest || four ))
 
 # The notebooks and the student release, run through JupyterLab's UI in headless Chromium.

@@ -150,9 +150,9 @@ def read_notebook(path: Path) -> dict:
 def template(notebook: Path) -> Catalog:
     """The catalogue of one English notebook's pieces, with no translations."""
     catalog = Catalog(project="resnets kit", fuzzy=False)
-    for number, cell in enumerate(read_notebook(notebook)["cells"]):
+    for cell in read_notebook(notebook)["cells"]:
         for piece in cell_pieces(cell):
-            catalog.add(piece.text, locations=[(f"{notebook.name}:cell", number + 1)], context=cell["id"], auto_comments=[piece.kind])
+            catalog.add(piece.text, locations=[(notebook.name, None)], context=cell["id"], auto_comments=[piece.kind])
     return catalog
 
 
@@ -182,7 +182,8 @@ def read_catalogue(path: Path, language: str) -> Catalog:
 
 def catalogue_bytes(catalog: Catalog) -> bytes:
     out = io.BytesIO()
-    write_po(out, catalog, width=0, omit_header=False, include_previous=True, ignore_obsolete=True)
+    # no line or cell numbers: an edit elsewhere in a file would otherwise change every catalogue after it
+    write_po(out, catalog, width=0, omit_header=False, include_previous=True, ignore_obsolete=True, include_lineno=False)
     return out.getvalue()
 
 

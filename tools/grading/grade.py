@@ -67,7 +67,8 @@ from tools.grading.submissions import SubmissionError, edition_of, prepare_submi
 
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
-GRADING_FILES = ("resnets_utils.py",)  # what the graded notebooks need beside them
+# What the graded notebooks need beside them: the kit's module, and its messages in Chinese for the Chinese edition.
+GRADING_FILES = ("resnets_utils.py", "locale/zh_CN/LC_MESSAGES/resnets_kit.mo")
 GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py", "kernel_zygote.py",
                "submissions.py", "container_sandbox.py")  # in tools/grading/
 GRADING_TOOLS = KIT_DIR / "tools" / "grading"
@@ -142,6 +143,7 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
     (course / "source" / ASSIGNMENT).mkdir(parents=True)
     shutil.copy2(master / "gradebook.db", course / "gradebook.db")
     for name in GRADING_FILES:
+        (course / "source" / ASSIGNMENT / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(master / "source" / ASSIGNMENT / name, course / "source" / ASSIGNMENT / name)
     problems, notes = {}, {}
     for notebook in notebooks:
