@@ -42,7 +42,7 @@ NOTEBOOK_NAMES = [path.name for path in source_notebooks()]
 # The Chinese notebooks' code is the English code with the kit's language set: those that train (1 and 4) run the
 # English run's code again, so only the others run here.
 CHINESE_NOTEBOOK_NAMES = [path.name for path in source_notebooks("zh") if not path.name.startswith(("01_", "04_"))]
-ANSWER = {"en": "The answer: a {digit}", "zh": "The answer: {digit}（把握"}  # what notebook 5 prints for an upload
+ANSWER = {"en": "The answer: a {digit}", "zh": "答案：{digit}（把握"}  # what notebook 5 prints for an upload
 UPLOAD_NOTEBOOK = "05_your_own_image.ipynb"
 
 # JavaScript run in the page, on JupyterLab's application object (exposed by --LabApp.expose_app_in_browser).

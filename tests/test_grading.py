@@ -75,6 +75,7 @@ def class_of_submissions(release: Path) -> dict[str, dict[str, object]]:
         "reference_zh": {BLOCKS: ("zh", reference), RESNET: ("zh", reference)},
         "release_zh": {BLOCKS: ("zh", {}), RESNET: ("zh", {})},
         "wrong_block_zh": {BLOCKS: ("zh", {**reference, "identity_block": wrong.source()}), RESNET: ("zh", reference)},
+        "missing_zh": {BLOCKS: ("zh", reference), RESNET: None},
     }
 
 
@@ -122,7 +123,7 @@ def total(rows: dict) -> float:
 
 def test_every_student_gets_a_row_for_every_graded_cell(grades):
     students = set(grades) - {"__out__"}
-    assert len(students) == 19
+    assert len(students) == 20
     assert all(len(rows) == 6 for student, rows in grades.items() if student != "__out__")
 
 
@@ -146,6 +147,7 @@ def test_a_chinese_edition_submission_is_graded_as_the_english_one_with_reasons_
     wrong = grades["wrong_block_zh"]
     assert hidden_score(wrong, "identity_block") == 0 and total(wrong) == total(grades["wrong_block"])
     assert re.search(r"[\u4e00-\u9fff]", wrong["identity_block_public"]["reason"]), wrong["identity_block_public"]["reason"]
+    assert grades["missing_zh"]["resnet50_hidden"]["reason"] == "没有提交笔记本 03_resnet50.ipynb"  # in the student's language
 
 
 def test_printing_the_expected_values_scores_zero_on_the_hidden_tests(grades):

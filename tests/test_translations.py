@@ -51,16 +51,38 @@ def test_every_notebook_is_generated_translated_and_current():
     assert not problems, "\n".join(problems[:20]) + f"\n({len(problems)} in all; `make translations` regenerates, translators fill the .po files)"
 
 
+class ShownText(ast.NodeTransformer):
+    """Replaces each string a student reads (what `tools.course.translations.shown_strings` translates) by the
+    expressions it formats, in any order: a translation may reword the text and move its {expressions}."""
+
+    def shown(self, node):
+        if isinstance(node, ast.JoinedStr):
+            return ast.Constant(sorted(ast.dump(part.value) for part in node.values if isinstance(part, ast.FormattedValue)))
+        return ast.Constant([]) if isinstance(node, ast.Constant) and isinstance(node.value, str) else node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) in translations.SHOWN_BY:
+            node.args = [self.shown(argument) for argument in node.args]
+        return node
+
+    def visit_Assert(self, node):
+        self.generic_visit(node)
+        node.msg = self.shown(node.msg) if node.msg is not None else None
+        return node
+
+
 @pytest.mark.parametrize("notebook", source_notebooks(), ids=lambda path: path.stem)
 def test_the_code_is_the_english_code(notebook):
-    """Only comments, docstrings, the paths one folder deeper and the kit's language (after `import resnets_utils`) differ."""
+    """Only comments, docstrings, the text a student reads, the paths one folder deeper and the kit's language (after
+    `import resnets_utils`) differ."""
     def code(path: Path, deepen: bool = False) -> list[str]:
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         dumps = []
         for cell in cells:
             if cell["cell_type"] == "code":
                 source = re.sub(r'^resnets_utils\.use_language\("zh_CN"\)\n?', "", "".join(cell["source"]), flags=re.MULTILINE)
-                tree = ast.parse(translations._masked(translations.deeper_paths(source) if deepen else source))
+                tree = ShownText().visit(ast.parse(translations._masked(translations.deeper_paths(source) if deepen else source)))
                 for node in ast.walk(tree):
                     body = getattr(node, "body", None)
                     if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \

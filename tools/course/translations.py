@@ -4,14 +4,17 @@
 
 1. **Update the catalogues** (`translations/<language>/<notebook>.po`). Every piece a student
    reads becomes a message: each Markdown block of a text cell (paragraph, list, table,
-   heading), each comment and docstring of a code cell. Its context (`msgctxt`) is the cell's
-   id, so a translation belongs to one cell. Babel merges the new English into the catalogue
+   heading), each comment and docstring of a code cell, and each string it prints or shows
+   (`shown_strings`). Its context (`msgctxt`) is the cell's id, so a translation belongs to
+   one cell. The kit's own messages (`_()` in MESSAGE_SOURCES) go to `<language>/resnets_kit.po`,
+   compiled into `locale/` for Python's gettext. Babel merges the new English into the catalogue
    as `msgmerge` does: a changed English piece keeps its old translation but is marked fuzzy
    (stale), with the English it was written for beside it; a new piece has no translation yet.
 2. **Write the notebooks** (`notebooks/<language>/`). Each is the English notebook with every
-   translated piece put in: the code is the English code (its comments and docstrings aside),
-   with paths one folder deeper. Outputs stored by an earlier run are kept for every code
-   cell whose source is unchanged, so a wording fix does not throw away an executed notebook.
+   translated piece put in: the code is the English code (what a student reads aside), with
+   paths one folder deeper and the kit's language set after `import resnets_utils`. Outputs
+   stored by an earlier run are kept for every code cell whose source is unchanged, so a
+   wording fix does not throw away an executed notebook; `--execute` runs the others.
 
 `--check` writes nothing and fails when a notebook differs from what its source and
 catalogue give, or when a piece is untranslated or stale, naming each. gettext's `.po`
@@ -42,7 +45,6 @@ from resnets_utils import KIT_DIR, LOCALE_DIR, MESSAGES_DOMAIN
 SOURCE_DIR = KIT_DIR / "notebooks"
 CATALOGUE_DIR = KIT_DIR / "translations"
 LANGUAGES = {"zh_CN": "zh"}  # catalogue folder -> notebooks/<folder>
-LANGUAGE_NAMES = {"zh_CN": "Simplified Chinese"}
 # The modules whose messages a student reads: wrapped in _() (or N_() where defined, and translated where shown:
 # the grader speaks each submission's language).
 MESSAGE_SOURCES = ("resnets_utils.py", "tools/grading/grade.py", "tools/grading/submissions.py")
@@ -52,7 +54,12 @@ LANGUAGE_LINE = 'resnets_utils.use_language("{language}")\n'
 KEPT_COMMENTS = re.compile(r"#+ *(BEGIN|END) (SOLUTION|HIDDEN TESTS)|#+ *(START|END) CODE HERE")
 COMMENT_NOTE = "a code comment: one line, no line break"
 DOCSTRING_NOTE = "a docstring: keep its line breaks and indentation, and no triple quotes"
-EXPECTED_HEADINGS = {"**Expected output**": "en", "**预期输出**": "zh_CN"}  # the heading of an "Expected output" cell
+EXPECTED_HEADINGS = ("**Expected output**", "**预期输出**")  # an "Expected output" cell's heading, in each language
+# Only what `print` prints: a figure's titles and labels stay English, since matplotlib's default font has no
+# Chinese glyphs and a student's machine may have no Chinese font for it to fall back on.
+SHOWN_BY = {"print"}
+SHOWN_NOTE = ("a string the code prints or shows: keep it valid Python, with its quotes, its f prefix and every "
+              "{expression} and format spec exactly as they are")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -131,7 +138,43 @@ def code_pieces(source: str) -> list[Piece]:
                 start, end = starts[token.start[0]] + token.start[1], starts[token.end[0]] + token.end[1]
                 quote = token.string[:3] if token.string[:3] in ('"""', "'''") else token.string[0]
                 pieces.append(Piece(masked[start + len(quote):end - len(quote)], start + len(quote), end - len(quote), DOCSTRING_NOTE))
+    pieces += shown_strings(masked, starts)
     return sorted(pieces, key=lambda piece: piece.start)
+
+
+def shown_strings(masked: str, starts: list[int]) -> list[Piece]:
+    """The string literals a student reads: what `print` prints and the messages of `assert`, outside solutions and
+    hidden tests; each as its whole literal (quotes, f prefix and {expressions})."""
+    lines = masked.splitlines(keepends=True)
+    secret = set()  # the lines of solution and hidden-test regions: no student reads them
+    inside = False
+    for number, line in enumerate(lines, start=1):
+        if re.match(r"\s*### BEGIN (SOLUTION|HIDDEN TESTS)", line):
+            inside = True
+        elif re.match(r"\s*### END (SOLUTION|HIDDEN TESTS)", line):
+            inside = False
+        if inside:
+            secret.add(number)
+
+    def offset(lineno: int, col: int) -> int:  # ast counts columns in UTF-8 bytes
+        return starts[lineno] + len(lines[lineno - 1].encode()[:col].decode())
+
+    literals = []
+    for node in ast.walk(ast.parse(masked)):
+        if isinstance(node, ast.Call) and (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) in SHOWN_BY:
+            literals += node.args
+        elif isinstance(node, ast.Assert) and node.msg is not None:
+            literals.append(node.msg)
+    pieces = []
+    for literal in literals:
+        is_text = isinstance(literal, ast.JoinedStr) or (isinstance(literal, ast.Constant) and isinstance(literal.value, str))
+        if not is_text or literal.lineno in secret:
+            continue
+        start, end = offset(literal.lineno, literal.col_offset), offset(literal.end_lineno, literal.end_col_offset)
+        text = masked[start:end]
+        if re.search(r"[A-Za-z]{2}", re.sub(r"\{[^{}]*\}", "", text)) and not re.match(r"f?[\"']out =", text):
+            pieces.append(Piece(text, start, end, SHOWN_NOTE))
+    return pieces
 
 
 def cell_pieces(cell: dict) -> list[Piece]:
@@ -283,7 +326,7 @@ def sync_expected_outputs(book: dict) -> None:
         elif above is not None and above["outputs"]:
             source = "".join(cell["source"])
             fence = source.find("\n\n```\n")
-            if fence > 0 and source.endswith("\n```") and EXPECTED_HEADINGS.get(source[:fence]) is not None:
+            if fence > 0 and source.endswith("\n```") and source[:fence] in EXPECTED_HEADINGS:
                 printed = "".join("".join(output.get("text", "")) for output in above["outputs"] if output.get("name") == "stdout")
                 cell["source"] = (source[:fence] + f"\n\n```\n{printed.rstrip()}\n```").splitlines(keepends=True)
 

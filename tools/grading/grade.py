@@ -63,7 +63,7 @@ from tools.grading.nbgrader_course import (ASSIGNMENT, EDITIONS, build_course, g
 from tools.course.notebook_source import NOTEBOOKS
 from tools.grading import container_sandbox, kernel_zygote
 from tools.grading.sandbox_kernel import KERNEL_NAMESPACES, LIMIT_REACHED, PROCESS_LIMIT, SANDBOX_FAILED, ZYGOTE_VARIABLE
-from tools.grading.submissions import SubmissionError, edition_of, prepare_submission
+from tools.grading.submissions import SubmissionError, edition_of, prepare_submission, speaking
 
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
@@ -145,18 +145,26 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
     for name in GRADING_FILES:
         (course / "source" / ASSIGNMENT / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(master / "source" / ASSIGNMENT / name, course / "source" / ASSIGNMENT / name)
-    problems, notes = {}, {}
+    errors, notes, editions = {}, {}, {}
     for notebook in notebooks:
         try:
             submission = prepare_submission(student_dir, notebook, notebooks, master / "release" / ASSIGNMENT / f"{notebook}.ipynb",
                                             {edition: releases / ASSIGNMENT / f"{notebook}.ipynb" for edition, releases in edition_releases(master).items()})
         except SubmissionError as error:
-            problems[notebook] = str(error)
+            errors[notebook] = error
             continue
         nbformat.write(submission.notebook, submitted / f"{notebook}.ipynb")
-        notes[notebook] = submission.notes
+        notes[notebook], editions[notebook] = submission.notes, submission.edition
+    # a notebook that cannot be read has no language: its reason takes that of the student's other notebooks
+    editions = {notebook: editions.get(notebook, student_edition(editions)) for notebook in notebooks}
     (run / student / "notes.json").write_text(json.dumps(notes))
-    return problems
+    (run / student / "editions.json").write_text(json.dumps(editions))
+    return {notebook: error.said(speaking(editions[notebook])) for notebook, error in errors.items()}
+
+
+def student_edition(editions: dict[str, str]) -> str:
+    """The edition a student works in: Chinese if any of their notebooks is, else English."""
+    return "zh" if "zh" in editions.values() else "en"
 
 
 def worker_settings(run: Path, student: str, hidden: list[Path], bwrap: str | None, args) -> None:
@@ -297,18 +305,20 @@ def collect(run: Path, master: Path, student: str, notebooks: list[str], problem
     results = home / "results.json"
     scored = json.loads(results.read_text()) if results.is_file() else {}
     repairs = json.loads((home / "notes.json").read_text()) if (home / "notes.json").is_file() else {}
+    editions = json.loads((home / "editions.json").read_text()) if (home / "editions.json").is_file() else {}
     rows = []
     for notebook in notebooks:
+        speak = speaking(editions.get(notebook, "en"))
         for grade_id, points in grade_cells(master / "source" / ASSIGNMENT / f"{notebook}.ipynb"):
             if notebook in problems:
                 reason = problems[notebook]
             elif (home / "worker-timeout").exists():
-                reason = f"grading stopped after {(home / 'worker-timeout').read_text()} s"
+                reason = speak(N_("grading stopped after {seconds} s")).format(seconds=(home / "worker-timeout").read_text())
             else:
                 reason = None
             result = scored.get(notebook, {}).get(grade_id)
             if reason or result is None:
-                reason = reason or scored.get(notebook, {}).get("__failure__", "the grader could not run this notebook")
+                reason = reason or scored.get(notebook, {}).get("__failure__", speak(N_("the grader could not run this notebook")))
                 row = Row(student, notebook, grade_id, 0.0, points, "not graded", reason)
             else:
                 score, why, passed = result
@@ -677,11 +687,6 @@ def cell_reasons(notebook: Path, timeout: float) -> dict[str, str]:
         after = speak(N_(" (after: {earlier})")).format(earlier="; ".join(earlier[-2:]))
         reasons[grade_id] = reason + (after if earlier and earlier[-1] not in reason else "")
     return reasons
-
-
-def speaking(edition: str):
-    """The gettext function of an edition's language: a Chinese submission's reasons come in Chinese."""
-    return resnets_utils.messages_in({"en": "en", "zh": "zh_CN"}[edition])
 
 
 def edition_releases(master: Path) -> dict[str, Path]:

@@ -28,6 +28,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import nbformat
@@ -45,13 +46,32 @@ DEFINITION = re.compile(r"^(?:async\s+)?(?:def|class)\s+(\w+)", re.MULTILINE)
 
 
 class SubmissionError(ValueError):
-    """A notebook cannot be graded at all; the message names the file and the problem."""
+    """A notebook cannot be graded at all; the message names the file and the problem (in English; `said` in another
+    language)."""
+
+    def __init__(self, template: str, **fields: object):
+        super().__init__(template.format(**fields))
+        self.note = Note(template, fields)
+
+    def said(self, speak) -> str:
+        return self.note.said(speak)
+
+
+class Note(NamedTuple):
+    """A repair note, kept as its message and fields until the submission's language is known."""
+
+    template: str
+    fields: dict
+
+    def said(self, speak=str) -> str:
+        return speak(self.template).format(**self.fields)
 
 
 @dataclass
 class Submission:
     notebook: nbformat.NotebookNode  # ready for nbgrader
-    notes: list[str]  # what was repaired, for the rows of this notebook
+    notes: list[str]  # what was repaired, for the rows of this notebook, in its language
+    edition: str = "en"  # "zh" for the Chinese edition
 
 
 def edition_of(notebook: nbformat.NotebookNode) -> str:
@@ -68,15 +88,20 @@ def prepare_submission(student_dir: Path, notebook: str, notebooks: list[str], r
 
     A notebook of another edition (`edition_of`) is repaired against that edition's release in `other_editions`
     ({"zh": release notebook}): its test cells are the same cells, in the student's language."""
-    path, notes = find_notebook(student_dir, notebook, notebooks)
-    submitted, upgrade_notes = read_notebook(path)
-    notes += upgrade_notes
-    notes += clip_outputs(submitted)
+    path, found = find_notebook(student_dir, notebook, notebooks)
+    submitted, upgraded = read_notebook(path)
+    early = found + upgraded + clip_outputs(submitted)
     edition = edition_of(submitted)
     release = (other_editions or {}).get(edition, release)
-    speak = resnets_utils.messages_in({"en": "en", "zh": "zh_CN"}[edition])
+    speak = speaking(edition)
+    notes = [note.said(speak) for note in early]
     notes += restore_test_cells(submitted, nbformat.read(release, as_version=4), speak)
-    return Submission(submitted, notes)
+    return Submission(submitted, notes, edition)
+
+
+def speaking(edition: str):
+    """The gettext function of an edition's language: what the grader tells a student of the Chinese edition is Chinese."""
+    return resnets_utils.messages_in({"en": "en", "zh": "zh_CN"}[edition])
 
 
 # --- The file --------------------------------------------------------------------------------------
@@ -91,7 +116,7 @@ def plain_name(filename: str) -> str:
     return re.sub(r"[\s-]+", "_", stem).lower()
 
 
-def find_notebook(student_dir: Path, notebook: str, notebooks: list[str]) -> tuple[Path, list[str]]:
+def find_notebook(student_dir: Path, notebook: str, notebooks: list[str]) -> tuple[Path, list[Note]]:
     """The file to grade as `notebook`: its own name, else the one renamed copy of it (with a note saying so)."""
     exact = student_dir / f"{notebook}.ipynb"
     if exact.is_file():
@@ -101,30 +126,30 @@ def find_notebook(student_dir: Path, notebook: str, notebooks: list[str]) -> tup
                      if path.is_file() and path.suffix.lower() == ".ipynb" and path.name not in expected
                      and plain_name(path.name) == notebook.lower())
     if len(renamed) == 1:
-        return renamed[0], [f"graded {renamed[0].name} as {notebook}.ipynb"]
+        return renamed[0], [Note(N_("graded {file} as {notebook}.ipynb"), {"file": renamed[0].name, "notebook": notebook})]
     if renamed:
         names = ", ".join(path.name for path in renamed)
-        raise SubmissionError(f"no submitted notebook {notebook}.ipynb, and several files could be it ({names}); "
-                              "rename the one to grade")
-    raise SubmissionError(f"no submitted notebook {notebook}.ipynb")
+        raise SubmissionError(N_("no submitted notebook {notebook}.ipynb, and several files could be it ({names}); "
+                                 "rename the one to grade"), notebook=notebook, names=names)
+    raise SubmissionError(N_("no submitted notebook {notebook}.ipynb"), notebook=notebook)
 
 
-def read_notebook(path: Path) -> tuple[nbformat.NotebookNode, list[str]]:
+def read_notebook(path: Path) -> tuple[nbformat.NotebookNode, list[Note]]:
     """The notebook at `path` in the current nbformat, and a note if it was nbformat 3. (Cells without an id, or
     sharing one with a cell they were copied from, get one of their own from nbformat as it reads them.)"""
     try:
         notebook = nbformat.read(path, as_version=4, capture_validation_error={})  # validated below, once upgraded
     except Exception as error:  # nbformat raises JSON, version and conversion errors
-        raise SubmissionError(f"{path.name} is not a valid notebook file ({first_line(error)})") from None
+        raise SubmissionError(N_("{file} is not a valid notebook file ({problem})"), file=path.name, problem=first_line(error)) from None
     notes = []
     if notebook.metadata.get("orig_nbformat") == 3:
-        notes.append(f"{path.name} was saved as nbformat 3 (an old Jupyter) and upgraded to nbformat 4 before grading")
+        notes.append(Note(N_("{file} was saved as nbformat 3 (an old Jupyter) and upgraded to nbformat 4 before grading"), {"file": path.name}))
     if notebook.nbformat_minor < nbformat.current_nbformat_minor:
         notebook = nbformat.v4.upgrade(notebook, from_version=4, from_minor=notebook.nbformat_minor)
     try:
         nbformat.validate(notebook)
     except nbformat.ValidationError as error:
-        raise SubmissionError(f"{path.name} is not a valid notebook file ({first_line(error)})") from None
+        raise SubmissionError(N_("{file} is not a valid notebook file ({problem})"), file=path.name, problem=first_line(error)) from None
     return notebook, notes
 
 
@@ -133,7 +158,7 @@ def first_line(error: Exception) -> str:
     return text.splitlines()[0][:160] if text else type(error).__name__
 
 
-def clip_outputs(notebook: nbformat.NotebookNode) -> list[str]:
+def clip_outputs(notebook: nbformat.NotebookNode) -> list[Note]:
     """Replace each output larger than OUTPUT_LIMIT by a line that says so; grading runs the notebook again anyway."""
     sizes = []
     for cell in notebook.cells:
@@ -145,8 +170,8 @@ def clip_outputs(notebook: nbformat.NotebookNode) -> list[str]:
                 sizes.append(size)
     if not sizes:
         return []
-    return [f"removed {len(sizes)} output(s) over {OUTPUT_LIMIT / 1e6:g} MB ({sum(sizes) / 1e6:.1f} MB) before grading, "
-            "which runs the notebook again"]
+    return [Note(N_("removed {count} output(s) over {limit} MB ({total} MB) before grading, which runs the notebook again"),
+                 {"count": len(sizes), "limit": f"{OUTPUT_LIMIT / 1e6:g}", "total": f"{sum(sizes) / 1e6:.1f}"})]
 
 
 # --- The cells ---------------------------------------------------------------------------------------
