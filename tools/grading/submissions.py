@@ -101,7 +101,7 @@ def prepare_submission(student_dir: Path, notebook: str, notebooks: list[str], r
 
 def speaking(edition: str):
     """The gettext function of an edition's language: what the grader tells a student of the Chinese edition is Chinese."""
-    return resnets_utils.messages_in({"en": "en", "zh": "zh_CN"}[edition])
+    return resnets_utils.messages_in(edition)  # the kit's languages include the editions' names, "en" and "zh"
 
 
 # --- The file --------------------------------------------------------------------------------------
