@@ -695,16 +695,11 @@ def edition_releases(master: Path) -> dict[str, Path]:
             if edition != "en" and source_notebooks(edition)}
 
 
-def edited_locked_cells(submitted: Path, release: Path) -> list[str]:
-    """Locked cells the student changed (nbgrader restores them before grading), compared with the release of the
-    submission's own edition."""
-    theirs_notebook = nbformat.read(submitted, 4)
-    edition = edition_of(theirs_notebook)
-    if edition != "en":
-        release = edition_releases(release.parents[2])[edition] / ASSIGNMENT / release.name
+def edited_locked_cells(submitted: nbformat.NotebookNode, release: Path) -> list[str]:
+    """Locked cells the student changed (nbgrader restores them before grading), against the release of their edition."""
     original = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nbformat.read(release, 4).cells
                 if cell.metadata.get("nbgrader", {}).get("locked")}
-    theirs = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in theirs_notebook.cells}
+    theirs = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in submitted.cells}
     return [grade_id for grade_id, source in original.items() if grade_id in theirs and theirs[grade_id] != source]
 
 
@@ -878,10 +873,13 @@ def grade_in_worker(home: Path) -> None:
         for grade_id, _ in grade_cells(home.parent / "master" / "source" / ASSIGNMENT / path.name):
             if grade_id not in reasons:
                 results.setdefault(notebook, {})[grade_id] = (0.0, f"{GRADER_PROBLEM}: test cell {grade_id} was not in the graded notebook (the repair should have restored it)", False)
-        edits = edited_locked_cells(path, home.parent / "master" / "release" / ASSIGNMENT / path.name)
+        theirs = nbformat.read(path, 4)
+        edition = edition_of(theirs)
+        master = home.parent / "master"
+        releases = {"en": master / "release", **edition_releases(master)}
+        edits = edited_locked_cells(theirs, releases[edition] / ASSIGNMENT / path.name)
         if edits:
-            note = speaking(edition_of(nbformat.read(path, 4)))(N_("restored before grading, as the student had edited them: {cells}")).format(
-                cells=", ".join(edits))
+            note = speaking(edition)(N_("restored before grading, as the student had edited them: {cells}")).format(cells=", ".join(edits))
             for grade_id, (score, error, passed) in results.get(notebook, {}).items():
                 results[notebook][grade_id] = (score, f"{error}; {note}" if error else note, passed)
         shutil.move(graded, stash / path.name)  # no hidden test stays beside the next notebook's code
