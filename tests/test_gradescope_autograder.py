@@ -52,7 +52,8 @@ def test_the_bundle_has_setup_and_run_autograder_at_its_root_and_executable(bund
 def test_the_bundle_holds_only_the_graded_source_notebooks_and_no_data_model_or_picture(bundle):
     listed = names(bundle)
     assert sorted(name for name in listed if name.startswith("notebooks/")) == sorted(
-        f"notebooks/{notebook}.ipynb" for notebook in graded_notebooks())
+        f"notebooks/{folder}{notebook}.ipynb" for folder in ("", "zh/") for notebook in graded_notebooks())
+    assert "locale/zh_CN/LC_MESSAGES/resnets_kit.mo" in listed, "Chinese submissions would get English reasons"
     assert not [name for name in listed if Path(name).suffix.lower() in PICTURES_AND_DATA]
     assert not {name.split("/")[0] for name in listed} & {"datasets", "models", "images", "build", "release", "grades"}
 
@@ -182,12 +183,14 @@ def run_autograder(folder: Path, **environment: str) -> tuple[dict, subprocess.C
 
 @pytest.fixture(scope="module")
 def graded(bundle, tmp_path_factory) -> dict[str, tuple[dict, subprocess.CompletedProcess]]:
-    """results.json and the run of run_autograder for the reference and for the untouched release."""
+    """results.json and the run of run_autograder for the reference and for the untouched release, in English and
+    in Chinese."""
     work = tmp_path_factory.mktemp("gradescope")
-    release = build_course(work / "course")
+    release, release_zh = build_course(work / "course"), build_course(work / "course-zh", "zh")
     submissions = {
         "reference": {name: fill_in(release / f"{name}.ipynb", reference_solutions()) for name in graded_notebooks()},
         "release": {name: nbformat.read(release / f"{name}.ipynb", as_version=4) for name in graded_notebooks()},
+        "release_zh": {name: nbformat.read(release_zh / f"{name}.ipynb", as_version=4) for name in graded_notebooks()},
     }
     return {student: run_autograder(gradescope_layout(bundle, work / student, notebooks))
             for student, notebooks in submissions.items()}
@@ -225,6 +228,17 @@ def test_the_untouched_release_scores_zero_on_the_same_tests(graded):
         (test["name"], test["max_score"]) for test in graded["reference"][0]["tests"]]
     assert {test["status"] for test in results["tests"]} == {"failed"}
     assert any("not done yet" in test["output"] for test in results["tests"])
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_a_chinese_submission_is_graded_on_the_same_tests_and_told_why_in_chinese(graded):
+    results, run = graded["release_zh"]
+    assert run.returncode == 0, run.stdout + run.stderr
+    check_results_format(results)
+    assert [(test["name"], test["max_score"], test["score"]) for test in results["tests"]] == [
+        (test["name"], test["max_score"], 0.0) for test in graded["reference"][0]["tests"]]
+    assert any("这道练习还没有完成" in test["output"] for test in results["tests"])
 
 
 def hidden_test_lines() -> set[str]:
