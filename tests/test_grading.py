@@ -71,7 +71,7 @@ def class_of_submissions(release: Path) -> dict[str, dict[str, object]]:
         "reads_gradebook": {BLOCKS: with_prefix("identity_block", "import glob\nassert glob.glob('/tmp/resnets-grading-*/*/course/gradebook.db')"), RESNET: {}},
         "uses_network": {BLOCKS: with_prefix("identity_block", "import socket\nsocket.create_connection(('pypi.org', 443), timeout=5).close()"), RESNET: {}},
         "bad id!": {BLOCKS: reference, RESNET: reference},
-        # the Chinese edition, graded in the same class with the same gradebook
+        # the Chinese edition, graded in the same class with the same grades and the gradebook of its own edition
         "reference_zh": {BLOCKS: ("zh", reference), RESNET: ("zh", reference)},
         "release_zh": {BLOCKS: ("zh", {}), RESNET: ("zh", {})},
         "wrong_block_zh": {BLOCKS: ("zh", {**reference, "identity_block": wrong.source()}), RESNET: ("zh", reference)},
@@ -148,6 +148,14 @@ def test_a_chinese_edition_submission_is_graded_as_the_english_one_with_reasons_
     assert hidden_score(wrong, "identity_block") == 0 and total(wrong) == total(grades["wrong_block"])
     assert re.search(r"[\u4e00-\u9fff]", wrong["identity_block_public"]["reason"]), wrong["identity_block_public"]["reason"]
     assert grades["missing_zh"]["resnet50_hidden"]["reason"] == "没有提交笔记本 03_resnet50.ipynb"  # in the student's language
+
+
+def test_a_chinese_student_reads_the_public_tests_in_chinese_in_their_feedback(grades):
+    feedback = Path(grades["__out__"]["path"]["value"]) / "feedback"
+    page = (feedback / "reference_zh" / f"{BLOCKS}.html").read_text()
+    assert "公开测试" in page, "the test cells nbgrader puts back come from the Chinese gradebook"  # "public test"
+    assert "公开测试" not in (feedback / "reference" / f"{BLOCKS}.html").read_text()
+    assert "hidden_identity_block" not in page
 
 
 def test_printing_the_expected_values_scores_zero_on_the_hidden_tests(grades):

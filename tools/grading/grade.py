@@ -141,7 +141,6 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
     submitted = course / "submitted" / student / ASSIGNMENT
     submitted.mkdir(parents=True)
     (course / "source" / ASSIGNMENT).mkdir(parents=True)
-    shutil.copy2(master / "gradebook.db", course / "gradebook.db")
     for name in GRADING_FILES:
         (course / "source" / ASSIGNMENT / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(master / "source" / ASSIGNMENT / name, course / "source" / ASSIGNMENT / name)
@@ -157,6 +156,10 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
         notes[notebook], editions[notebook] = submission.notes, submission.edition
     # a notebook that cannot be read has no language: its reason takes that of the student's other notebooks
     editions = {notebook: editions.get(notebook, student_edition(editions)) for notebook in notebooks}
+    # nbgrader puts the gradebook's test cells back before it runs them, and the feedback shows them: the gradebook
+    # of the student's edition, so that a Chinese student reads the tests' comments in Chinese
+    edition = student_edition(editions)
+    shutil.copy2((master if edition == "en" else master.with_name(f"master-{edition}")) / "gradebook.db", course / "gradebook.db")
     (run / student / "notes.json").write_text(json.dumps(notes))
     (run / student / "editions.json").write_text(json.dumps(editions))
     return {notebook: error.said(speaking(editions[notebook])) for notebook, error in errors.items()}
