@@ -25,6 +25,8 @@ KIT_DIR = Path(__file__).resolve().parent
 LOCALE_DIR = KIT_DIR / "locale"  # compiled message catalogues: locale/<language>/LC_MESSAGES/resnets_kit.mo
 MESSAGES_DOMAIN = "resnets_kit"
 LANGUAGES = {"en": None, "zh_CN": "zh_CN", "zh": "zh_CN"}  # what use_language accepts -> the catalogue's language
+# The glyphs a language's figure texts need that matplotlib's own font lacks (tools/course/figure_font.py makes it).
+FIGURE_FONTS = {"zh_CN": LOCALE_DIR / "zh_CN" / "figure-font.ttf"}
 _speak = gettext.NullTranslations().gettext  # the language use_language chose
 
 
@@ -54,16 +56,42 @@ def use_language(language: str) -> None:
     """Speak `language` from now on: "en" (the default) or "zh_CN" (Chinese, also "zh").
 
     The kit's messages (the public tests' reasons, errors about files and photos, what the
-    model reads in a photo) come in that language. The notebook chooses it, not the machine's
-    locale: the Chinese notebooks call `use_language("zh_CN")` after importing the kit.
-    Errors as `messages_in`.
+    model reads in a photo) and its figures' labels come in that language. The notebook chooses
+    it, not the machine's locale: the Chinese notebooks call `use_language("zh_CN")` after
+    importing the kit. Errors as `messages_in`, and FileNotFoundError when the language's
+    figure font (FIGURE_FONTS) is missing.
     """
     global _speak
-    _speak = messages_in(language)
+    speak = messages_in(language)
+    _draw_figures_in(LANGUAGES[language])
+    _speak = speak  # only once both are found: a language that cannot be set up changes nothing
+
+
+def _draw_figures_in(language: str | None) -> None:
+    """Put the language's figure font before matplotlib's own (which draws every other character), or take it away."""
+    from matplotlib import font_manager, pyplot as plt
+
+    families = [family for family in plt.rcParams["font.family"] if family not in _figure_families]
+    font = FIGURE_FONTS.get(language)
+    if font is not None:
+        if not font.is_file():
+            raise FileNotFoundError(f"{font} not found: the figures of this language need it (`make translations` makes it).")
+        font_manager.fontManager.addfont(str(font))
+        _figure_families.add(font_manager.FontProperties(fname=font).get_name())
+        families = sorted(_figure_families) + families
+    plt.rcParams["font.family"] = families
+
+
+_figure_families: set[str] = set()  # the family names of the figure fonts added to matplotlib
 
 
 def _(message: str) -> str:
     """`message` in the language chosen by `use_language` (English when it has no translation)."""
+    return _speak(message)
+
+
+def _figure_text(message: str) -> str:
+    """A figure's title or label in the chosen language: `_`, and its characters go into the figure font."""
     return _speak(message)
 
 
@@ -509,13 +537,13 @@ def plot_history(history: dict[str, list[float]]):
     import matplotlib.pyplot as plt
 
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
-        for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
+    for ax, metric, title in ((loss_ax, "loss", _figure_text("loss")), (acc_ax, "accuracy", _figure_text("accuracy"))):
+        for key, style, label in ((metric, "-o", _figure_text("training")), (f"val_{metric}", "--o", _figure_text("validation"))):
             if key in history:
                 values = history[key]
-                ax.plot(range(1, len(values) + 1), values, style, label=key.replace("_", " "))
-        ax.set_xlabel("epoch")
-        ax.set_title(metric)
+                ax.plot(range(1, len(values) + 1), values, style, label=label)
+        ax.set_xlabel(_figure_text("epoch"))
+        ax.set_title(title)
         ax.legend()
     fig.tight_layout()
     return fig
@@ -536,8 +564,8 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: Seque
             ax.text(j, i, counts[i, j], ha="center", va="center", color=color)
     ax.set_xticks(range(n), classes)
     ax.set_yticks(range(n), classes)
-    ax.set_xlabel("predicted digit")
-    ax.set_ylabel("true digit")
+    ax.set_xlabel(_figure_text("predicted digit"))
+    ax.set_ylabel(_figure_text("true digit"))
     fig.tight_layout()
     return fig
 
@@ -555,9 +583,9 @@ def plot_misclassified(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarra
         ax.axis("off")
     for ax, i in zip(axes.ravel(), wrong):
         ax.imshow(images[i])
-        ax.set_title(f"true {y_true[i]}, said {y_pred[i]}", fontsize=9)
+        ax.set_title(_figure_text("true {truth}, said {said}").format(truth=y_true[i], said=y_pred[i]), fontsize=9)
     if not len(wrong):
-        axes[0, 0].text(0, 0.5, "No mistakes on these images.", fontsize=11)
+        axes[0, 0].text(0, 0.5, _figure_text("No mistakes on these images."), fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -578,10 +606,10 @@ def plot_probabilities(probabilities: np.ndarray, classes: Sequence[int], not_su
     ax.bar([str(c) for c in classes], probabilities, color=colors)
     if not_sure_below is not None:
         ax.axhline(not_sure_below, color="black", linestyle="--", linewidth=1)
-        ax.text(len(classes) - 0.4, not_sure_below, "not sure\nbelow", va="center", fontsize=8)
+        ax.text(len(classes) - 0.4, not_sure_below, _figure_text("not sure\nbelow"), va="center", fontsize=8)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("digit")
-    ax.set_ylabel("probability")
+    ax.set_xlabel(_figure_text("digit"))
+    ax.set_ylabel(_figure_text("probability"))
     fig.tight_layout()
     if not_sure_below is not None:
         fig.subplots_adjust(right=0.85)  # room for the line's label, right of the axes (tight_layout leaves none)

@@ -39,10 +39,11 @@ def bundle_files() -> dict[str, Path]:
     files |= {f"{folder}/{name}": KIT_DIR / folder / name for folder, names in CODE.items() for name in names}
     files |= {f"tools/grading/{path.name}": path for path in sorted((KIT_DIR / "tools" / "grading").glob("*.py"))}
     files |= {f"notebooks/{name}.ipynb": KIT_DIR / "notebooks" / f"{name}.ipynb" for name in graded_notebooks()}
-    # the Chinese edition's graded notebooks and the kit's compiled messages: submissions of either edition are graded
+    # the Chinese edition's graded notebooks, the kit's compiled messages and the font of their figures (with its
+    # licence): submissions of either edition are graded
     files |= {f"notebooks/zh/{name}.ipynb": KIT_DIR / "notebooks" / "zh" / f"{name}.ipynb" for name in graded_notebooks()
               if (KIT_DIR / "notebooks" / "zh" / f"{name}.ipynb").is_file()}
-    files |= {path.relative_to(KIT_DIR).as_posix(): path for path in sorted((KIT_DIR / "locale").rglob("*.mo"))}
+    files |= {path.relative_to(KIT_DIR).as_posix(): path for path in sorted((KIT_DIR / "locale").rglob("*")) if path.is_file()}
     return files
 
 

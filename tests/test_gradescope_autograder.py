@@ -54,6 +54,7 @@ def test_the_bundle_holds_only_the_graded_source_notebooks_and_no_data_model_or_
     assert sorted(name for name in listed if name.startswith("notebooks/")) == sorted(
         f"notebooks/{folder}{notebook}.ipynb" for folder in ("", "zh/") for notebook in graded_notebooks())
     assert "locale/zh_CN/LC_MESSAGES/resnets_kit.mo" in listed, "Chinese submissions would get English reasons"
+    assert "locale/zh_CN/figure-font.ttf" in listed, "use_language('zh_CN') refuses to run without its figure font"
     assert not [name for name in listed if Path(name).suffix.lower() in PICTURES_AND_DATA]
     assert not {name.split("/")[0] for name in listed} & {"datasets", "models", "images", "build", "release", "grades"}
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from babel.messages.pofile import read_po
 
-from tools.course import translations
+from tools.course import figure_font, translations
 from tools.course.translations import KIT_DIR, LANGUAGES, source_notebooks
 
 GLOSSARY = KIT_DIR / "translations" / "zh_CN" / "glossary.md"
@@ -58,12 +58,19 @@ class ShownText(ast.NodeTransformer):
     def shown(self, node):
         if isinstance(node, ast.JoinedStr):
             return ast.Constant(sorted(ast.dump(part.value) for part in node.values if isinstance(part, ast.FormattedValue)))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            node.left, node.right = self.shown(node.left), self.shown(node.right)
+        elif isinstance(node, ast.IfExp):
+            node.body, node.orelse = self.shown(node.body), self.shown(node.orelse)
         return ast.Constant([]) if isinstance(node, ast.Constant) and isinstance(node.value, str) else node
 
     def visit_Call(self, node):
         self.generic_visit(node)
-        if (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) in translations.SHOWN_BY:
+        if (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) in translations.PRINTED_BY | translations.DRAWN_BY:
             node.args = [self.shown(argument) for argument in node.args]
+        for keyword in node.keywords:
+            if keyword.arg == "label":
+                keyword.value = self.shown(keyword.value)
         return node
 
     def visit_Assert(self, node):
@@ -124,6 +131,29 @@ def test_a_language_the_kit_cannot_speak_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(resnets_utils, "LOCALE_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="resnets_kit.mo not found: run `make translations`"):
         resnets_utils.use_language("zh_CN")
+
+
+def test_the_figure_font_draws_every_character_the_chinese_figures_use():
+    import resnets_utils
+
+    with translations.messages_catalogue_path("zh_CN").open("rb") as file:
+        kit = read_po(file, locale="zh_CN")
+    needed = figure_font.needed_characters(translations.figure_texts([kit] + [catalog for _, catalog in catalogues()]))
+    assert {"轮", "概", "率"} <= needed  # "epoch" in notebook 4's plot, "probability" in the kit's
+    assert not needed - figure_font.characters_of(resnets_utils.FIGURE_FONTS["zh_CN"])
+
+
+def test_a_figure_font_that_cannot_be_rebuilt_is_refused_by_name(tmp_path, monkeypatch):
+    import resnets_utils
+
+    monkeypatch.setitem(figure_font.SOURCE_FONTS, "zh_CN", [(tmp_path / "no-such-font.ttc", 0)])
+    problems = figure_font.update("zh_CN", ["新的标题"], tmp_path / "figure-font.ttf", check=False)
+    assert len(problems) == 1 and "cannot be rebuilt" in problems[0] and "fonts-wqy-microhei" in problems[0], problems
+    assert not (tmp_path / "figure-font.ttf").exists()
+    monkeypatch.setitem(resnets_utils.FIGURE_FONTS, "zh_CN", tmp_path / "figure-font.ttf")
+    with pytest.raises(FileNotFoundError, match="figure-font.ttf not found"):
+        resnets_utils.use_language("zh_CN")
+    assert resnets_utils._("epoch") == "epoch", "a language that cannot be set up leaves the kit speaking as before"
 
 
 def test_the_kits_messages_keep_their_placeholders():
@@ -188,7 +218,7 @@ def test_a_changed_english_text_is_reported_stale_and_a_new_one_untranslated(tmp
     (source / "01_demo.ipynb").write_text(json.dumps(notebook))
     monkeypatch.setattr(translations, "SOURCE_DIR", source)
     monkeypatch.setattr(translations, "CATALOGUE_DIR", catalogues_dir)
-    monkeypatch.setattr(translations, "LOCALE_DIR", tmp_path / "locale")
+    monkeypatch.setattr(translations, "LOCALE_DIR", tmp_path / "locale")  # the compiled messages and the figure font
     translations.run(["zh_CN"], check=False)
     po = catalogues_dir / "zh_CN" / "01_demo.po"
     text = po.read_text()

@@ -4,10 +4,11 @@
 
 1. **Update the catalogues** (`translations/<language>/<notebook>.po`). Every piece a student
    reads becomes a message: each Markdown block of a text cell (paragraph, list, table,
-   heading), each comment and docstring of a code cell, and each string it prints or shows
-   (`shown_strings`). Its context (`msgctxt`) is the cell's id, so a translation belongs to
-   one cell. The kit's own messages (`_()` in MESSAGE_SOURCES) go to `<language>/resnets_kit.po`,
-   compiled into `locale/` for Python's gettext. Babel merges the new English into the catalogue
+   heading), each comment and docstring of a code cell, and each string it prints or draws in
+   a figure (`shown_strings`). Its context (`msgctxt`) is the cell's id, so a translation belongs
+   to one cell. The kit's own messages (`_()` and `_figure_text()` in MESSAGE_SOURCES) go to
+   `<language>/resnets_kit.po`, compiled into `locale/` for Python's gettext; the figure texts'
+   characters into the language's figure font (tools/course/figure_font.py). Babel merges the new English into the catalogue
    as `msgmerge` does: a changed English piece keeps its old translation but is marked fuzzy
    (stale), with the English it was written for beside it; a new piece has no translation yet.
 2. **Write the notebooks** (`notebooks/<language>/`). Each is the English notebook with every
@@ -40,7 +41,9 @@ from babel.messages.extract import extract_from_file
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
+import resnets_utils
 from resnets_utils import KIT_DIR, LOCALE_DIR, MESSAGES_DOMAIN
+from tools.course import figure_font
 
 SOURCE_DIR = KIT_DIR / "notebooks"
 CATALOGUE_DIR = KIT_DIR / "translations"
@@ -55,11 +58,14 @@ KEPT_COMMENTS = re.compile(r"#+ *(BEGIN|END) (SOLUTION|HIDDEN TESTS)|#+ *(START|
 COMMENT_NOTE = "a code comment: one line, no line break"
 DOCSTRING_NOTE = "a docstring: keep its line breaks and indentation, and no triple quotes"
 EXPECTED_HEADINGS = ("**Expected output**", "**预期输出**")  # an "Expected output" cell's heading, in each language
-# Only what `print` prints: a figure's titles and labels stay English, since matplotlib's default font has no
-# Chinese glyphs and a student's machine may have no Chinese font for it to fall back on.
-SHOWN_BY = {"print"}
+# What `print` prints, and a figure's titles, labels and legend entries (drawn in the edition's figure font,
+# tools/course/figure_font.py, since matplotlib's own font has no Chinese).
+PRINTED_BY = {"print"}
+DRAWN_BY = {"title", "suptitle", "set_title", "xlabel", "ylabel", "set_xlabel", "set_ylabel", "text"}
 SHOWN_NOTE = ("a string the code prints or shows: keep it valid Python, with its quotes, its f prefix and every "
               "{expression} and format spec exactly as they are")
+FIGURE_NOTE = "drawn in a figure: keep it short"
+KIT_MESSAGE_NOTE = "a message of the kit: keep every {placeholder} as it is"
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -159,22 +165,38 @@ def shown_strings(masked: str, starts: list[int]) -> list[Piece]:
     def offset(lineno: int, col: int) -> int:  # ast counts columns in UTF-8 bytes
         return starts[lineno] + len(lines[lineno - 1].encode()[:col].decode())
 
-    literals = []
+    literals = []  # (node, what the translator is told)
     for node in ast.walk(ast.parse(masked)):
-        if isinstance(node, ast.Call) and (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) in SHOWN_BY:
-            literals += node.args
+        if isinstance(node, ast.Call):
+            called = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if called in PRINTED_BY:
+                literals += [(argument, SHOWN_NOTE) for argument in node.args]
+            elif called in DRAWN_BY:
+                literals += [(argument, f"{SHOWN_NOTE}; {FIGURE_NOTE}") for argument in node.args]
+            literals += [(keyword.value, f"{SHOWN_NOTE}; {FIGURE_NOTE}") for keyword in node.keywords if keyword.arg == "label"]
         elif isinstance(node, ast.Assert) and node.msg is not None:
-            literals.append(node.msg)
+            literals.append((node.msg, SHOWN_NOTE))
     pieces = []
-    for literal in literals:
-        is_text = isinstance(literal, ast.JoinedStr) or (isinstance(literal, ast.Constant) and isinstance(literal.value, str))
-        if not is_text or literal.lineno in secret:
-            continue
-        start, end = offset(literal.lineno, literal.col_offset), offset(literal.end_lineno, literal.end_col_offset)
-        text = masked[start:end]
-        if re.search(r"[A-Za-z]{2}", re.sub(r"\{[^{}]*\}", "", text)) and not re.match(r"f?[\"']out =", text):
-            pieces.append(Piece(text, start, end, SHOWN_NOTE))
+    for argument, note in literals:
+        for literal in text_literals(argument):
+            if literal.lineno in secret:
+                continue
+            start, end = offset(literal.lineno, literal.col_offset), offset(literal.end_lineno, literal.end_col_offset)
+            text = masked[start:end]
+            if re.search(r"[A-Za-z]{2}", re.sub(r"\{[^{}]*\}", "", text)) and not re.match(r"f?[\"']out =", text):
+                pieces.append(Piece(text, start, end, note))
     return pieces
+
+
+def text_literals(node: ast.expr) -> list[ast.expr]:
+    """The string literals an argument is made of: itself, or the parts of a `+` or of an `a if c else b`."""
+    if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        return [node]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return text_literals(node.left) + text_literals(node.right)
+    if isinstance(node, ast.IfExp):
+        return text_literals(node.body) + text_literals(node.orelse)
+    return []
 
 
 def cell_pieces(cell: dict) -> list[Piece]:
@@ -251,9 +273,16 @@ def messages_template() -> Catalog:
     """The catalogue of the kit's own messages (MESSAGE_SOURCES), extracted as `pybabel extract` does."""
     catalog = Catalog(project="resnets kit", fuzzy=False)
     for name in MESSAGE_SOURCES:
-        for lineno, message, comments, context in extract_from_file("python", KIT_DIR / name, keywords={"_": None, "N_": None}):
-            catalog.add(message, locations=[(name, lineno)], auto_comments=["a message of the kit: keep every {placeholder} as it is"], context=context)
+        for keywords, notes in (({"_": None, "N_": None}, [KIT_MESSAGE_NOTE]), ({"_figure_text": None}, [KIT_MESSAGE_NOTE, FIGURE_NOTE])):
+            for lineno, message, comments, context in extract_from_file("python", KIT_DIR / name, keywords=keywords):
+                catalog.add(message, locations=[(name, lineno)], auto_comments=notes, context=context)
     return catalog
+
+
+def figure_texts(catalogs: list[Catalog]) -> list[str]:
+    """The translations drawn in figures: what the edition's figure font must draw."""
+    return [message.string for catalog in catalogs for message in catalog
+            if message.id and message.string and any(FIGURE_NOTE in note for note in message.auto_comments)]
 
 
 def messages_catalogue_path(language: str) -> Path:
@@ -262,6 +291,11 @@ def messages_catalogue_path(language: str) -> Path:
 
 def compiled_path(language: str) -> Path:
     return LOCALE_DIR / language / "LC_MESSAGES" / f"{MESSAGES_DOMAIN}.mo"
+
+
+def figure_font_path(language: str) -> Path:
+    """Where `resnets_utils.use_language` finds the language's figure font, under this module's LOCALE_DIR."""
+    return LOCALE_DIR / resnets_utils.FIGURE_FONTS[language].relative_to(resnets_utils.LOCALE_DIR)
 
 
 def compiled_bytes(catalog: Catalog) -> bytes:
@@ -360,8 +394,9 @@ def execute(path: Path) -> None:
     path.write_text(notebook_text(json.loads(nbformat.writes(book))), encoding="utf-8")
 
 
-def run_messages(language: str, check: bool) -> list[str]:
-    """Update (or compare) the catalogue of the kit's messages and its compiled .mo; return the problems found."""
+def run_messages(language: str, check: bool) -> tuple[list[str], Catalog]:
+    """Update (or compare) the catalogue of the kit's messages and its compiled .mo; return the problems found and
+    the catalogue."""
     po_path, mo_path = messages_catalogue_path(language), compiled_path(language)
     catalog = read_catalogue(po_path, language)
     catalog.update(messages_template(), update_creation_date=False)
@@ -379,18 +414,21 @@ def run_messages(language: str, check: bool) -> list[str]:
         po_path.write_bytes(catalogue_bytes(catalog))
         mo_path.parent.mkdir(parents=True, exist_ok=True)
         mo_path.write_bytes(compiled_bytes(catalog))
-    return problems
+    return problems, catalog
 
 
 def run(languages: list[str], check: bool, run_notebooks: bool = False) -> list[str]:
     """Update (or, with `check`, compare) every catalogue and translated notebook; return the problems found."""
     problems = []
     for language in languages:
-        problems += run_messages(language, check)
+        kit_problems, kit_catalog = run_messages(language, check)
+        problems += kit_problems
+        catalogs = [kit_catalog]
         out_dir = SOURCE_DIR / LANGUAGES[language]
         for notebook in source_notebooks():
             po_path, out_path = catalogue_path(language, notebook), out_dir / notebook.name
             catalog = updated_catalogue(language, notebook)
+            catalogs.append(catalog)
             previous = read_notebook(out_path) if out_path.is_file() else None
             book, missing = translated_notebook(language, notebook, catalog, previous)
             problems += [f"{shown(po_path)}: {item}" for item in missing]
@@ -411,6 +449,7 @@ def run(languages: list[str], check: bool, run_notebooks: bool = False) -> list[
                         execute(out_path)
                     else:
                         problems.append(f"{shown(out_path)}: its code changed, so its outputs are gone: `make translations EXECUTE=1` runs it")
+        problems += figure_font.update(language, figure_texts(catalogs), figure_font_path(language), check)
     return problems
 
 

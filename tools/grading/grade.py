@@ -68,7 +68,7 @@ from tools.grading.submissions import SubmissionError, edition_of, prepare_submi
 GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 # What the graded notebooks need beside them: the kit's module, and its messages in Chinese for the Chinese edition.
-GRADING_FILES = ("resnets_utils.py", "locale/zh_CN/LC_MESSAGES/resnets_kit.mo")
+GRADING_FILES = ("resnets_utils.py", "locale/zh_CN/LC_MESSAGES/resnets_kit.mo", "locale/zh_CN/figure-font.ttf")
 GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py", "kernel_zygote.py",
                "submissions.py", "container_sandbox.py")  # in tools/grading/
 GRADING_TOOLS = KIT_DIR / "tools" / "grading"
