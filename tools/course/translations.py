@@ -8,9 +8,10 @@
    a figure (`shown_strings`). Its context (`msgctxt`) is the cell's id, so a translation belongs
    to one cell. The kit's own messages (`_()` and `_figure_text()` in MESSAGE_SOURCES) go to
    `<language>/resnets_kit.po`, compiled into `locale/` for Python's gettext; the figure texts'
-   characters into the language's figure font (tools/course/figure_font.py). Babel merges the new English into the catalogue
-   as `msgmerge` does: a changed English piece keeps its old translation but is marked fuzzy
-   (stale), with the English it was written for beside it; a new piece has no translation yet.
+   characters go into the language's figure font (tools/course/figure_font.py). Babel merges
+   the new English into the catalogue as `msgmerge` does: a changed English piece keeps its old
+   translation but is marked fuzzy (stale), with the English it was written for beside it; a
+   new piece has no translation yet.
 2. **Write the notebooks** (`notebooks/<language>/`). Each is the English notebook with every
    translated piece put in: the code is the English code (what a student reads aside), with
    paths one folder deeper and the kit's language set after `import resnets_utils`. Outputs
