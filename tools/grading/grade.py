@@ -159,7 +159,7 @@ def prepare_student(run: Path, master: Path, student_dir: Path, notebooks: list[
     # nbgrader puts the gradebook's test cells back before it runs them, and the feedback shows them: the gradebook
     # of the student's edition, so that a Chinese student reads the tests' comments in Chinese
     edition = student_edition(editions)
-    shutil.copy2((master if edition == "en" else master.with_name(f"master-{edition}")) / "gradebook.db", course / "gradebook.db")
+    shutil.copy2(edition_course(master, edition) / "gradebook.db", course / "gradebook.db")
     (run / student / "notes.json").write_text(json.dumps(notes))
     (run / student / "editions.json").write_text(json.dumps(editions))
     return {notebook: error.said(speaking(editions[notebook])) for notebook, error in errors.items()}
@@ -593,7 +593,7 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
         master = run / "master"
         build_course(master)
         for edition in edition_releases(master):  # to repair each submission against the release of its own edition
-            build_course(master.with_name(f"master-{edition}"), edition)
+            build_course(edition_course(master, edition), edition)
         rows = [
             Row(path.name, notebook, grade_id, 0.0, points, "not graded",
                 "the folder name is not a usable student id (letters, digits, _ . @ + - only)")
@@ -692,9 +692,14 @@ def cell_reasons(notebook: Path, timeout: float) -> dict[str, str]:
     return reasons
 
 
+def edition_course(master: Path, edition: str) -> Path:
+    """The course folder of an edition: the master course for English, one beside it for each other edition."""
+    return master if edition == "en" else master.with_name(f"master-{edition}")
+
+
 def edition_releases(master: Path) -> dict[str, Path]:
     """The release folders of the course's other editions, built beside the master course ({"zh": .../release})."""
-    return {edition: master.with_name(f"master-{edition}") / "release" for edition in EDITIONS
+    return {edition: edition_course(master, edition) / "release" for edition in EDITIONS
             if edition != "en" and source_notebooks(edition)}
 
 
