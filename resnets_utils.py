@@ -657,11 +657,29 @@ def build_block(block_fn, input_shape: tuple[int, int, int], **kwargs):
     return Model(inputs, _build_explaining_shape_errors(lambda: block_fn(inputs, **kwargs), hint))
 
 
-def build_resnet50(resnet_fn, **kwargs):
-    """Call a student's ResNet50(**kwargs); raise AssertionError naming the mistake if Keras cannot build it."""
+# The models build_resnet50 made last, from one function: {"function": resnet_fn, "models": {arguments: model}}.
+_LAST_RESNET50_BUILDS: dict = {"function": None, "models": {}}
+
+
+def build_resnet50(resnet_fn, *, reuse: bool = False, **kwargs):
+    """Call a student's ResNet50(**kwargs); raise AssertionError naming the mistake if Keras cannot build it.
+
+    A build costs about a second of CPU, and grading runs the hidden test right after the public
+    one on the same function: with `reuse=True` the hidden test takes the model the last build
+    made from this very function and these arguments. A redefined ResNet50 is a new function, so
+    it is always built afresh; the public tests never reuse.
+    """
+    arguments = tuple(sorted(kwargs.items()))
+    last = _LAST_RESNET50_BUILDS
+    if reuse and last["function"] is resnet_fn and arguments in last["models"]:
+        return last["models"][arguments]
     stages = ", ".join(_("stage {stage} must use filters={filters}").format(stage=stage, filters=spec[0]) for stage, spec in RESNET50_STAGES.items())
     hint = _("a block's shortcut and main path disagree in shape. Check each stage's filters and strides: {stages}").format(stages=stages)
-    return _build_explaining_shape_errors(lambda: resnet_fn(**kwargs), hint)
+    model = _build_explaining_shape_errors(lambda: resnet_fn(**kwargs), hint)
+    if last["function"] is not resnet_fn:
+        last.update(function=resnet_fn, models={})
+    last["models"][arguments] = model
+    return model
 
 
 def check_residual_block(model, stage: int, block: str, f: int, filters: Sequence[int], s: int | None = None) -> None:

@@ -125,3 +125,28 @@ BLOCK_FLAG_MISTAKES = [mutation for mutation in MUTATIONS
 def test_a_block_that_ignores_training_costs_points_in_notebook_2_only(mutation, kind):
     solutions = {**reference_solutions(), mutation.grade_id: mutation.source()}
     run_cell(f"resnet50_{kind}", RESNET_NOTEBOOK, solutions)
+
+
+def test_grading_builds_resnet50_twice_the_hidden_test_reusing_the_public_tests_models():
+    namespace = notebook_namespace(RESNET_NOTEBOOK, reference_solutions())
+    student_resnet50, calls = namespace["ResNet50"], []
+    namespace["ResNet50"] = lambda **kwargs: calls.append(kwargs) or student_resnet50(**kwargs)
+    for kind in ("public", "hidden"):
+        exec(solution_source(f"resnet50_{kind}", RESNET_NOTEBOOK), namespace)
+    assert len(calls) == 2
+
+
+def test_the_hidden_test_reuses_only_a_build_of_the_same_function_and_arguments():
+    import resnets_utils
+
+    def resnet50(**kwargs):
+        return object()
+
+    def redefined(**kwargs):
+        return object()
+
+    built = resnets_utils.build_resnet50(resnet50, input_shape=(64, 64, 3), classes=6)
+    assert resnets_utils.build_resnet50(resnet50, reuse=True, input_shape=(64, 64, 3), classes=6) is built
+    assert resnets_utils.build_resnet50(resnet50, input_shape=(64, 64, 3), classes=6) is not built  # the public tests build
+    assert resnets_utils.build_resnet50(resnet50, reuse=True, input_shape=(64, 64, 3), classes=10) is not built
+    assert resnets_utils.build_resnet50(redefined, reuse=True, input_shape=(64, 64, 3), classes=6) is not built
