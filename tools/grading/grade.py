@@ -69,6 +69,7 @@ GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 # What the graded notebooks need beside them: the kit's module, and its messages in Chinese for the Chinese edition.
 GRADING_FILES = ("resnets_utils.py", "locale/zh_CN/LC_MESSAGES/resnets_kit.mo", "locale/zh_CN/figure-font.ttf")
+GRADER_COURSE_FILES = ("resnets_utils.py", "locale")  # what the grader's courses hold beside the notebooks (GRADING_FILES are in them)
 GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py", "kernel_zygote.py",
                "submissions.py", "container_sandbox.py")  # in tools/grading/
 GRADING_TOOLS = KIT_DIR / "tools" / "grading"
@@ -591,9 +592,12 @@ def grade_class(submissions: Path, out: Path, args) -> list[Row]:
     run = Path(tempfile.mkdtemp(prefix="resnets-grading-")).resolve()
     try:
         master = run / "master"
-        build_course(master)
-        for edition in edition_releases(master):  # to repair each submission against the release of its own edition
-            build_course(edition_course(master, edition), edition)
+        # each edition's course, to repair each submission against the release of its own edition; at once, as each
+        # build is mostly an nbgrader process of its own
+        with concurrent.futures.ThreadPoolExecutor() as pool:
+            for built in [pool.submit(build_course, edition_course(master, edition), edition, GRADER_COURSE_FILES)
+                          for edition in ["en", *edition_releases(master)]]:
+                built.result()
         rows = [
             Row(path.name, notebook, grade_id, 0.0, points, "not graded",
                 "the folder name is not a usable student id (letters, digits, _ . @ + - only)")

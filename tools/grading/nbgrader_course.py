@@ -81,8 +81,9 @@ def nbgrader(root: Path, *args: str, timeout: float | None = None, **environment
     )
 
 
-def build_course(root: Path, edition: str = "en") -> Path:
-    """Make a fresh course at `root` and generate the assignment of one edition ("en", "zh"); returns the student release folder."""
+def build_course(root: Path, edition: str = "en", files: tuple[str, ...] = STUDENT_FILES) -> Path:
+    """Make a fresh course at `root` and generate the assignment of one edition ("en", "zh"), with the kit's `files`
+    beside the notebooks (the grader needs only the code the tests import); returns the student release folder."""
     root = root.resolve()
     if root.exists():
         shutil.rmtree(root)
@@ -90,7 +91,7 @@ def build_course(root: Path, edition: str = "en") -> Path:
     source.mkdir(parents=True)
     for path in source_notebooks(edition):
         nbformat.write(student_notebook(path), source / path.name)
-    for name in STUDENT_FILES:
+    for name in files:
         original = KIT_DIR / name
         if original.is_dir():
             shutil.copytree(original, source / name, ignore=shutil.ignore_patterns(".*", "__pycache__"))
