@@ -666,13 +666,14 @@ def build_resnet50(resnet_fn, *, reuse: bool = False, **kwargs):
 
     A build costs about a second of CPU, and grading runs the hidden test right after the public
     one on the same function: with `reuse=True` the hidden test takes the model the last build
-    made from this very function and these arguments. A redefined ResNet50 is a new function, so
-    it is always built afresh; the public tests never reuse.
+    made from this very function and these arguments, and it is forgotten here (the grader caps
+    a kernel's memory, and the demos after the tests build more networks). A redefined ResNet50
+    is a new function, so it is always built afresh; the public tests never reuse.
     """
     arguments = tuple(sorted(kwargs.items()))
     last = _LAST_RESNET50_BUILDS
     if reuse and last["function"] is resnet_fn and arguments in last["models"]:
-        return last["models"][arguments]
+        return last["models"].pop(arguments)
     stages = ", ".join(_("stage {stage} must use filters={filters}").format(stage=stage, filters=spec[0]) for stage, spec in RESNET50_STAGES.items())
     hint = _("a block's shortcut and main path disagree in shape. Check each stage's filters and strides: {stages}").format(stages=stages)
     model = _build_explaining_shape_errors(lambda: resnet_fn(**kwargs), hint)
