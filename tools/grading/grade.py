@@ -69,7 +69,7 @@ GRADES_DIR = KIT_DIR / "grades"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 # What the graded notebooks need beside them: the kit's module, and its messages in Chinese for the Chinese edition.
 GRADING_FILES = ("resnets_utils.py", "locale/zh_CN/LC_MESSAGES/resnets_kit.mo", "locale/zh_CN/figure-font.ttf")
-GRADER_COURSE_FILES = ("resnets_utils.py", "locale")  # what the grader's courses hold beside the notebooks (GRADING_FILES are in them)
+GRADER_COURSE_FILES = tuple(sorted({name.split("/")[0] for name in GRADING_FILES}))  # what the grader's courses hold beside the notebooks
 GRADER_CODE = ("grade.py", "grading_preprocessors.py", "nbgrader_course.py", "sandbox_kernel.py", "kernel_zygote.py",
                "submissions.py", "container_sandbox.py")  # in tools/grading/
 GRADING_TOOLS = KIT_DIR / "tools" / "grading"
