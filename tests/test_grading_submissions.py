@@ -23,6 +23,7 @@ from nbformat.corpus.words import generate_corpus_id
 
 from resnets_utils import KIT_DIR
 from tests.test_grading_sandbox import needs_bwrap
+from tools.grading.grading_preprocessors import skipped_when_grading
 from tools.grading.mutations import fill_in, reference_solutions
 from tools.grading.nbgrader_course import build_course
 from tools.grading.submissions import OUTPUT_LIMIT, SubmissionError, grade_id, is_test, prepare_submission
@@ -187,6 +188,16 @@ def test_nbgrader_metadata_an_editor_dropped_is_restored_by_matching_the_release
     assert solution.source == reference_solutions()["identity_block"]
     assert submission.notebook.nbformat_minor == nbformat.current_nbformat_minor
     nbformat.validate(submission.notebook)
+
+
+@pytest.mark.parametrize("notebook", [BLOCKS, RESNET])
+def test_the_demos_an_editor_stripped_of_their_tags_are_skipped_when_grading_as_in_the_release(tmp_path, release,
+                                                                                                notebook):
+    submission = repaired(tmp_path, release, notebook, saved_by(solved(release, notebook), "VS Code"))
+    released = nbformat.read(release / f"{notebook}.ipynb", 4)
+    skipped = [skipped_when_grading(cell) for cell in released.cells]
+    assert any(skipped), "the release has demos to skip"
+    assert [skipped_when_grading(cell) for cell in submission.notebook.cells] == skipped
 
 
 def test_a_stripped_test_cell_that_was_moved_is_found_by_its_code(tmp_path, release):
@@ -374,8 +385,7 @@ def fuzzed_grades(tmp_path_factory, release) -> tuple[dict[str, Fuzzed], dict[st
         for filename, text in student.files.items():
             (work / "submissions" / name / filename).write_text(text)
     out = work / "grades"
-    # the grader's default memory cap (4 GiB): a submission whose editor dropped the cells' tags runs every demo too,
-    # which came within reach of a 3 GiB cap (a kernel died there now and then)
+    # with the grader's default memory cap, what instructors get
     result = subprocess.run([sys.executable, "-m", "tools.grading.grade", str(work / "submissions"), "--out", str(out),
                              "--timeout", str(CELL_TIMEOUT)], cwd=KIT_DIR, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -248,7 +248,8 @@ def same_cell(release_cell, submitted_cell, *, at_its_place: bool) -> bool:
 
 
 def restore_metadata(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[str]:
-    """Mark the cells an editor stripped of their nbgrader metadata as the release marks them; their grade_ids."""
+    """Mark the cells an editor stripped of their nbgrader metadata as the release marks them (its tags too), and
+    its demos as skipped when grading; the grade_ids of the marked cells."""
     present = {grade_id(cell) for cell in submitted.cells}
     wanted = {index: cell for index, cell in enumerate(release.cells) if grade_id(cell) and grade_id(cell) not in present}
     if not wanted:
@@ -266,11 +267,28 @@ def restore_metadata(submitted: nbformat.NotebookNode, release: nbformat.Noteboo
     restored = []
     for i, j in sorted(found.items()):
         if j is not None:
-            for key in ("nbgrader", "editable", "deletable"):
+            for key in ("nbgrader", "editable", "deletable", "tags"):
                 if key in release.cells[i].metadata:
                     submitted.cells[j].metadata[key] = copy.deepcopy(release.cells[i].metadata[key])
             restored.append(grade_id(release.cells[i]))
+    restore_demo_tags(submitted, release)
     return restored
+
+
+def restore_demo_tags(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> None:
+    """Tag again as `skip-when-grading` the untagged cells with the very code of a release demo so tagged.
+
+    Called when an editor dropped the cells' metadata: without it every demo would run in grading
+    (the Keras ResNet50s, the ResNet family), slower than the other students' grading and close to
+    the kernel's memory cap. Tags only decide whether a cell without points runs (see
+    `grading_preprocessors.skipped_when_grading`), so a tag put back cannot change a grade.
+    """
+    demos = {cell.source.strip() for cell in release.cells
+             if cell.cell_type == "code" and not grade_id(cell) and "skip-when-grading" in cell.metadata.get("tags", [])}
+    for cell in submitted.cells:
+        if cell.cell_type == "code" and not grade_id(cell) and "tags" not in cell.metadata \
+                and cell.source.strip() in demos:
+            cell.metadata["tags"] = ["skip-when-grading"]
 
 
 def drop_unmarked_copies(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[str]:
