@@ -69,8 +69,10 @@ def test_the_masks_find_a_hand_in_nearly_every_real_plain_wall_photo(real_photos
 def test_without_real_photos_the_data_is_the_kit_set_and_backgrounds_of_no_hand(tiny_signs, monkeypatch):
     monkeypatch.setenv(resnets_utils.DATASETS_ENV, str(tiny_signs))
     images, labels, counts = train_pretrained.training_data(None, None)
-    assert counts == {"kit SIGNS training set": 12, "backgrounds with no hand": 1}
-    assert images.shape == (13, 64, 64, 3) and labels.tolist() == (np.arange(12) % 6).tolist() + [train_pretrained.NO_HAND]
+    assert counts == {"kit SIGNS training set": 12, "sideways 2s and fingers-together 5s the kit draws": 4,
+                      "backgrounds with no hand": 1}
+    assert images.shape == (17, 64, 64, 3)
+    assert labels.tolist() == (np.arange(12) % 6).tolist() + [2, 2, 5, 5, train_pretrained.NO_HAND]
 
 
 def test_no_hand_images_are_taught_that_every_digit_is_as_likely():

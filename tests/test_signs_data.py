@@ -68,6 +68,31 @@ def test_generator_draws_both_ways_people_show_0_and_3_and_one_way_the_other_dig
     assert set(poses[4]) == {"index + middle + ring + pinky"} and set(poses[5]) == {"thumb + index + middle + ring + pinky"}
 
 
+def finger_fan(digit: int, seed: int, together: bool) -> float:
+    """Degrees between the directions of the outermost raised fingers' first joints."""
+    parts = signs_generator._hand_parts(digit, np.random.default_rng(seed), together=together)
+    raised = [points for _, points, _ in parts[2:-1] if len(points) == 4]
+    angles = [np.degrees(np.arctan2(*(points[1] - points[0]))) for points in raised]
+    return max(angles) - min(angles)
+
+
+def test_generator_draws_the_poses_signs_shows_beyond_the_data_set_on_request():
+    variants = signs_generator.make_variants(6, seed=5)
+    assert {variant: labels.tolist() for variant, (_, labels) in variants.items()} == {"sideways": [2] * 6,
+                                                                                     "fingers together": [5] * 6}
+    together = [finger_fan(5, seed, together=True) for seed in range(50)]
+    spread = [finger_fan(5, seed, together=False) for seed in range(50)]
+    assert max(together) < 10 < np.median(spread) - 10, "fingers together: the raised fingers nearly parallel"
+    images, _ = variants["sideways"]
+    warmth = images[..., 0].astype(float) - images[..., 2]  # skin, as above
+    sides = np.maximum(np.percentile(warmth[:, :, :3], 90, axis=(1, 2)), np.percentile(warmth[:, :, -3:], 90, axis=(1, 2)))
+    top_corners = np.concatenate([warmth[:, :6, :6], warmth[:, :6, -6:]], axis=1).mean(axis=(1, 2))
+    assert (sides > top_corners + 15).all(), "held sideways, the wrist crosses a side edge"
+    assert np.array_equal(signs_generator.make_variants(6, seed=5)["sideways"][0], images), "drawn from the seed"
+    with pytest.raises(ValueError, match="no variant 'upside down'"):
+        signs_generator.render_sign(2, np.random.default_rng(0), variant="upside down")
+
+
 def photo_folder(root, counts):
     rng = np.random.default_rng(0)
     for label, n in counts.items():

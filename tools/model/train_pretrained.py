@@ -33,7 +33,7 @@ import numpy as np
 import resnets_utils
 from tools import at_least
 from tools.course.notebook_source import reference_resnet50, training_recipe
-from tools.data import composite_hands, real_splits
+from tools.data import composite_hands, real_splits, signs_generator
 from tools.model import evaluate
 
 SEED = 2016  # the shipped model's: judged on the wild validation sessions, seeds 2015 and 2017 trained worse ones (docs/model-card.md)
@@ -57,6 +57,10 @@ def training_data(sld: Path | None, wild: Path | None, seed: int = SEED) -> tupl
     """
     kit_x, kit_y, _, _, _ = resnets_utils.load_dataset()
     parts = {"kit SIGNS training set": (kit_x, kit_y.ravel())}
+    # as many of each pose SIGNS shows beyond the kit's set (sideways 2s, fingers-together 5s) as the set has of a digit
+    variants = signs_generator.make_variants(len(kit_y.ravel()) // 6, seed).values()
+    parts["sideways 2s and fingers-together 5s the kit draws"] = (
+        np.concatenate([x for x, _ in variants]), np.concatenate([y for _, y in variants]))
     rooms = np.zeros((0, 64, 64, 3), np.uint8)
     if wild is not None and Path(wild).is_dir():
         train = real_splits.split_wild(Path(wild))["train"]
