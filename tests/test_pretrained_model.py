@@ -63,7 +63,7 @@ def test_the_models_confidence_is_close_to_its_chance_of_being_right(evaluation,
 
 
 def test_the_model_reads_drawn_5s_with_the_fingers_together_as_5s(evaluation):
-    # 100% today; 2s held sideways, the other pose the data set leaves out, read 12% (the benchmarks page shows it)
+    # 2s held sideways, the other pose the data set leaves out, the shipped model does not read: the benchmarks page shows how well
     figures = evaluation.sources[evaluate.VARIANT_SOURCES["fingers together"]]
     assert figures.accuracy >= 0.95, f"{figures.accuracy:.1%}: {figures.confusion[5].tolist()}"
 
