@@ -66,7 +66,7 @@ def test_the_masks_find_a_hand_in_nearly_every_real_plain_wall_photo(real_photos
 # --- The pretrained model's training data ----------------------------------------------------
 
 
-def test_without_real_photos_the_data_is_the_kit_set_and_backgrounds_of_no_hand(tiny_signs, monkeypatch):
+def test_without_real_photos_the_data_is_the_kit_set_its_drawn_extra_poses_and_backgrounds_of_no_hand(tiny_signs, monkeypatch):
     monkeypatch.setenv(resnets_utils.DATASETS_ENV, str(tiny_signs))
     images, labels, counts = train_pretrained.training_data(None, None)
     assert counts == {"kit SIGNS training set": 12, "sideways 2s and fingers-together 5s the kit draws": 4,
