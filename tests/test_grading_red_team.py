@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +28,7 @@ from tools.grading.attacks import ATTACKED_CELL, SECRET_VARIABLE, catalogue
 from tools.grading.mutations import fill_in, reference_solutions
 from tools.grading.nbgrader_course import build_course
 from tools.course.notebook_source import BLOCKS_NOTEBOOK
-from tools.grading.sandbox_kernel import LIMIT_REACHED
+from tools.grading.sandbox_kernel import LIMIT_REACHED, kernel_exit_code
 
 VICTIM = "reference"
 CELL_TIMEOUT = 20  # the reference's cells take a few seconds; the CPU attack then runs 10 x 20 s of CPU time
@@ -47,6 +49,21 @@ def test_a_kernel_past_its_cpu_time_is_stopped_and_its_launcher_says_so(launcher
     result = subprocess.run([*worker, *spinning_kernel], cwd=launcher_settings["sandbox"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert f"{LIMIT_REACHED}: the kernel was stopped after 1 s of CPU time" in result.stderr
+
+
+def cpu_usage(seconds: float) -> resource.struct_rusage:
+    return resource.struct_rusage((seconds, 0.0, *[0] * 14))
+
+
+@pytest.mark.parametrize("used", [1.0, 0.978])  # Linux samples the limit at clock ticks: a loaded machine stops it early
+def test_a_kernel_stopped_at_its_cpu_time_as_linux_counts_it_is_said_to_be(used, capfd):
+    assert kernel_exit_code(signal.SIGXCPU, cpu_usage(used), cpu_seconds=1) == 128 + signal.SIGXCPU
+    assert f"{LIMIT_REACHED}: the kernel was stopped after 1 s of CPU time" in capfd.readouterr().err
+
+
+def test_a_kernel_that_sent_itself_the_cpu_signal_at_once_is_not_said_to_be_past_its_cpu_time(capfd):
+    assert kernel_exit_code(signal.SIGXCPU, cpu_usage(0.05), cpu_seconds=1) == 128 + signal.SIGXCPU
+    assert LIMIT_REACHED not in capfd.readouterr().err
 
 
 @pytest.fixture(scope="module")
