@@ -66,6 +66,11 @@ def test_a_kernel_that_sent_itself_the_cpu_signal_at_once_is_not_said_to_be_past
     assert LIMIT_REACHED not in capfd.readouterr().err
 
 
+def test_a_kernel_killed_before_its_cpu_time_ran_out_is_not_said_to_be_past_it(capfd):
+    assert kernel_exit_code(signal.SIGKILL, cpu_usage(0.6), cpu_seconds=1) == 128 + signal.SIGKILL
+    assert LIMIT_REACHED not in capfd.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def red_team(tmp_path_factory) -> dict:
     """Grade the class once; return its folders, the attacks by student id, and grades.csv as student -> grade_id -> row."""

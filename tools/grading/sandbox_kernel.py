@@ -303,7 +303,9 @@ def run_kernel(memory_bytes: int, cpu_seconds: int, kernel_args: list[str]) -> N
 def kernel_exit_code(status: int, usage: resource.struct_rusage, cpu_seconds: int) -> int:
     """The ended kernel's exit code (128 + signal), after saying on stderr whether a limit stopped it."""
     stopped_by = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-    if stopped_by in (signal.SIGXCPU, signal.SIGKILL) and usage.ru_utime + usage.ru_stime >= cpu_seconds * LIMIT_SHARE_SEEN:
+    used = usage.ru_utime + usage.ru_stime
+    # SIGKILL comes from the hard limit, 5 s past the soft one, or from elsewhere (the OOM killer): it needs the whole limit
+    if (stopped_by == signal.SIGXCPU and used >= cpu_seconds * LIMIT_SHARE_SEEN) or (stopped_by == signal.SIGKILL and used >= cpu_seconds):
         print(f"{LIMIT_REACHED}: the kernel was stopped after {cpu_seconds} s of CPU time", file=sys.stderr, flush=True)
     elif status and len(glob.glob("/proc/[0-9]*/task/[0-9]*")) >= PROCESS_LIMIT // 2:  # the bomb's processes outlive it
         print(f"{LIMIT_REACHED}: the kernel ended with its processes at the limit of {PROCESS_LIMIT}", file=sys.stderr, flush=True)
