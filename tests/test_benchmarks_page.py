@@ -87,3 +87,18 @@ def test_a_benchmark_run_that_is_not_the_default_one_is_not_recorded(tmp_path):
                          env={"PATH": "/usr/bin:/bin", benchmarks.RECORDS_VARIABLE: str(records)})
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Not recorded: the benchmark is the kit's own 1200 images" in run.stdout and not records.exists()
+
+
+def test_the_ci_benchmark_times_every_target_ci_runs_and_records_nothing_when_one_fails(tmp_path, monkeypatch):
+    from tools.course import bench_ci
+
+    targets = bench_ci.ci_targets((resnets_utils.KIT_DIR / "Makefile").read_text())
+    assert {bench_ci.figure_key(target) for target in targets} | {"total_minutes"} == {figure.key for figure in BENCHMARKS["make bench-ci"]}
+    makefile = tmp_path / "Makefile"
+    makefile.write_text("test-all: good bad\ngood:\n\ttrue\nbad:\n\tfalse\n")
+    monkeypatch.setattr(bench_ci, "KIT_DIR", tmp_path)
+    monkeypatch.setenv(benchmarks.RECORDS_VARIABLE, str(tmp_path / "records.jsonl"))
+    monkeypatch.setattr(sys, "argv", ["bench_ci", "--record"])
+    with pytest.raises(SystemExit, match="Failed: make bad; not recorded"):
+        bench_ci.main()
+    assert not (tmp_path / "records.jsonl").exists()

@@ -11,8 +11,9 @@ import pytest
 
 from tools.course.sync_expected import EXPECTED_HEADING, out_values, printed_text
 
-SOURCE_NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-NOTEBOOKS = SOURCE_NOTEBOOKS + sorted((Path(__file__).resolve().parents[1] / "notebooks" / "zh").glob("*.ipynb"))
+KIT = Path(__file__).resolve().parents[1]
+SOURCE_NOTEBOOKS = sorted((KIT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = SOURCE_NOTEBOOKS + sorted((KIT / "notebooks" / "zh").glob("*.ipynb"))
 # The fixed words of a notebook's structure, in each edition.
 WORDS = {
     "en": {"goals": "**After this notebook you can:**", "remember": "## What you should remember",
@@ -104,6 +105,26 @@ def test_exercises_are_numbered_across_the_kit(edition):
         for n in re.findall(rf"^{WORDS[edition]['exercise']} (\d+)", cell.source, flags=re.M)
     ]
     assert numbers and numbers == list(range(1, len(numbers) + 1))
+
+
+def nbval_runs(target: str) -> list[str]:
+    """The notebooks that `make TARGET` hands to nbval, as make would run them (`make -n`)."""
+    import subprocess
+
+    commands = subprocess.run(["make", "-s", "-n", target], cwd=KIT, capture_output=True, text=True, check=True).stdout
+    return [name for line in commands.splitlines() if "--nbval" in line for name in re.findall(r"\S+\.ipynb", line)]
+
+
+def test_ci_runs_every_notebook_of_each_edition_and_trains_none_twice():
+    """`make test` and `make test-portable` (CI runs both) between them run every notebook in nbval, the training
+    notebooks 1 and 4 once per edition: their Chinese code is the English code, so one run of each suffices."""
+    runs = nbval_runs("test") + nbval_runs("test-portable")
+    counts = {str(path.relative_to(KIT)): runs.count(str(path.relative_to(KIT))) for path in NOTEBOOKS}
+    assert all(counts.values()), f"never run by nbval in make test-all: {[name for name, n in counts.items() if not n]}"
+    twice = [name for name, n in counts.items() if n > 1 and re.search(r"/0[14]_", name)]
+    assert not twice, f"training notebooks run twice: {twice}"
+    assert set(nbval_runs("test")) >= {str(path.relative_to(KIT)) for path in SOURCE_NOTEBOOKS}, \
+        "`make test`, the README's command, runs every English notebook"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

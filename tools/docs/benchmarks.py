@@ -1,6 +1,6 @@
 """Benchmark records and the pages they render: `python -m tools.docs.benchmarks [--check]` (`make benchmarks-page`).
 
-Every benchmark command (`make bench`, `bench-profile`, `bench-data`, `bench-grade`, `realism`,
+Every benchmark command (`make bench`, `bench-profile`, `bench-data`, `bench-grade`, `bench-ci`, `realism`,
 `evaluate-pretrained`, `compare-tracker`) prints its figures and, with `--record`, appends one JSON line to
 `benchmarks/records.jsonl`: the command, the commit, the CPU, the date and the figures. This module
 renders `docs/benchmarks.md` from those records (the latest record of each command on each kind of
@@ -95,6 +95,14 @@ BENCHMARKS: dict[str, tuple[Figure, ...]] = {
     "make bench-grade": (
         Figure("submissions_per_minute", "submissions graded a minute (2 workers, sandboxed)", "per minute", "at least 12", _at_least(12.0)),
         Figure("cpu_seconds_per_submission", "CPU time per submission", "seconds"),
+    ),
+    "make bench-ci": (
+        Figure("test_minutes", "`make test` (the README's command)", "minutes", "at most 10 min", _at_most(10.0)),
+        Figure("test_grading_minutes", "`make test-grading`", "minutes"),
+        Figure("test_bench_minutes", "`make test-bench`", "minutes"),
+        Figure("test_browser_minutes", "`make test-browser`", "minutes"),
+        Figure("test_oldest_python_minutes", "`make test-oldest-python` (its set-up included)", "minutes"),
+        Figure("total_minutes", "`make test-all`, what CI runs", "minutes", "at most 45 min", _at_most(45.0)),
     ),
     "make realism": (
         Figure("sld_accuracy", "small CNNs trained on generated images only: Sign Language Digits photos", "percent",
