@@ -4,7 +4,8 @@ CI runs `make test-all`, which runs its targets one after another. This runs the
 each timed, prints minutes per target and in all, and with `--record` appends them to
 benchmarks/records.jsonl (only when every target passed: a failed check says nothing about CI's time). The
 targets are read from the Makefile's `test-all` line, so the benchmark follows CI when a target is added.
-The set-up (`.venv`) is made before the clock starts. Set RESNETS_REQUIRE_BROWSER=1 and RESNETS_REQUIRE_SANDBOX=1 first to time exactly what `.ci/run` runs.
+The set-up (`.venv`) is made before the clock starts. Set RESNETS_REQUIRE_BROWSER=1 and
+RESNETS_REQUIRE_SANDBOX=1 first to time exactly what `.ci/run` runs.
 """
 
 from __future__ import annotations
