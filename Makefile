@@ -21,7 +21,6 @@ SOURCE_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 TRAINING_NOTEBOOKS := 01_why_deep_plain_networks_fail.ipynb 04_training.ipynb
 CHINESE_TRAINING_NOTEBOOKS := $(addprefix notebooks/zh/,$(TRAINING_NOTEBOOKS))
 NOTEBOOKS := $(SOURCE_NOTEBOOKS) $(filter-out $(CHINESE_TRAINING_NOTEBOOKS),$(wildcard notebooks/zh/*.ipynb))
-TRAINING_NOTEBOOK := notebooks/zh/04_training.ipynb
 NBVAL_OF := $(BIN)/python -m pytest --nbval --nbval-sanitize-with tools/course/nbval_sanitize.cfg
 NBVAL := $(NBVAL_OF) $(NOTEBOOKS)
 
@@ -82,11 +81,12 @@ test-grading: $(READY)
 # module's small tests run with the others. Notebooks 1 and 4 run in Chinese here, 2, 3 and 5 in English (`make test`
 # runs the English 1 and 4 and both editions of the rest).
 PORTABLE_NOTEBOOKS := $(CHINESE_TRAINING_NOTEBOOKS) $(filter-out $(addprefix notebooks/,$(TRAINING_NOTEBOOKS)),$(SOURCE_NOTEBOOKS))
+PORTABLE_NOTEBOOK_4 := $(filter %/04_training.ipynb,$(PORTABLE_NOTEBOOKS))
 PORTABLE_TESTS := tests/test_load_dataset.py tests/test_load_image.py tests/test_functions_from.py tests/test_setup.py
 test-portable: $(READY)
 	@echo "Notebook 4 runs beside the rest; its report follows theirs ($(VENV)/portable-notebook-4.log)."
-	@TF_NUM_INTRAOP_THREADS=1 $(NBVAL_OF) $(TRAINING_NOTEBOOK) > $(VENV)/portable-notebook-4.log 2>&1 & training=$$!; \
-	TF_NUM_INTRAOP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0 $(NBVAL_OF) $(filter-out $(TRAINING_NOTEBOOK),$(PORTABLE_NOTEBOOKS)) $(PORTABLE_TESTS); rest=$$?; \
+	@TF_NUM_INTRAOP_THREADS=1 $(NBVAL_OF) $(PORTABLE_NOTEBOOK_4) > $(VENV)/portable-notebook-4.log 2>&1 & training=$$!; \
+	TF_NUM_INTRAOP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0 $(NBVAL_OF) $(filter-out $(PORTABLE_NOTEBOOK_4),$(PORTABLE_NOTEBOOKS)) $(PORTABLE_TESTS); rest=$$?; \
 	wait $$training; four=$$?; cat $(VENV)/portable-notebook-4.log; exit $$(( rest || four ))
 
 # The notebooks and the student release, run through JupyterLab's UI in headless Chromium.

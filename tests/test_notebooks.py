@@ -4,6 +4,7 @@ from it): expected outputs match the code, graded cells carry nbgrader metadata,
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -109,8 +110,6 @@ def test_exercises_are_numbered_across_the_kit(edition):
 
 def nbval_runs(target: str) -> list[str]:
     """The notebooks that `make TARGET` hands to nbval, as make would run them (`make -n`)."""
-    import subprocess
-
     commands = subprocess.run(["make", "-s", "-n", target], cwd=KIT, capture_output=True, text=True, check=True).stdout
     return [name for line in commands.splitlines() if "--nbval" in line for name in re.findall(r"\S+\.ipynb", line)]
 
