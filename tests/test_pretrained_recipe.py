@@ -136,6 +136,16 @@ def small_batchnorm_model():
     return tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.BatchNormalization(), inner])
 
 
+def small_learning_model():
+    """A BatchNorm between Dense layers: every weight's gradient is a real one, none is rounding noise around zero
+    (as the first BatchNorm's shift in `small_batchnorm_model`, which the second one takes away), which Adam's
+    division by the gradient's own size would blow up to whole steps."""
+    import tensorflow as tf
+
+    return tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(4, activation="tanh"),
+                                tf.keras.layers.BatchNormalization(), tf.keras.layers.Dense(2)])
+
+
 def test_set_batchnorm_momentum_reaches_every_batchnorm_also_in_nested_models():
     import tensorflow as tf
 
@@ -267,7 +277,7 @@ def test_speed_up_training_traces_the_step_once_and_learns_the_same_weights(monk
     weights, traces = [], []
     for speed_up in (False, True):
         tf.keras.utils.set_random_seed(4)
-        model = small_batchnorm_model()
+        model = small_learning_model()
         compile_for_short_training(model, steps_per_epoch=2, epochs=2, peak_learning_rate=1e-2)
         if speed_up:
             said = resnets_utils.speed_up_training(model)
@@ -279,6 +289,38 @@ def test_speed_up_training_traces_the_step_once_and_learns_the_same_weights(monk
         np.testing.assert_allclose(fast, plain, rtol=1e-2, atol=1e-3)
 
 
+def adam_trained_weights(fused: bool, monkeypatch, **adam) -> list[np.ndarray]:
+    """The weights of a small model after 6 steps of Adam(**adam), with Keras' update or the fused kernel (counted)."""
+    import tensorflow as tf
+
+    calls = []
+    fused_kernel = tf.raw_ops.ResourceApplyAdam
+    monkeypatch.setattr(tf.raw_ops, "ResourceApplyAdam", lambda **args: calls.append(1) or fused_kernel(**args))
+    tf.keras.utils.set_random_seed(5)
+    model = small_learning_model()
+    model.compile(tf.keras.optimizers.Adam(**adam), "categorical_crossentropy")
+    if fused:
+        assert resnets_utils.fuse_adam_updates(model.optimizer)
+    x = np.random.default_rng(1).normal(size=(12, 3)).astype(np.float32)
+    model.fit(x, tf.keras.utils.to_categorical(np.arange(12) % 2, 2), batch_size=2, epochs=1, shuffle=False, verbose=0)
+    assert bool(calls) == fused, f"the fused kernel ran {len(calls)} times"
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("adam", [{"learning_rate": 0.05}, {"learning_rate": 0.05, "beta_1": 0.5, "epsilon": 0.1}])
+def test_fused_adam_learns_the_weights_keras_adam_learns(monkeypatch, adam):
+    """The same formula, bias corrections and epsilon included: a large epsilon and beta_1 would show a difference."""
+    for keras_weights, fused_weights in zip(adam_trained_weights(False, monkeypatch, **adam), adam_trained_weights(True, monkeypatch, **adam)):
+        np.testing.assert_allclose(fused_weights, keras_weights, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_adam_leaves_other_optimizers_and_amsgrad_to_keras():
+    import tensorflow as tf
+
+    assert not resnets_utils.fuse_adam_updates(tf.keras.optimizers.SGD())
+    assert not resnets_utils.fuse_adam_updates(tf.keras.optimizers.Adam(amsgrad=True))
+
+
 def test_speed_up_training_sets_the_fast_precision_on_every_layer_and_the_matmuls_on_resnet50(monkeypatch):
     import tensorflow as tf
 
@@ -287,7 +329,7 @@ def test_speed_up_training_sets_the_fast_precision_on_every_layer_and_the_matmul
     model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
     compile_for_short_training(model, steps_per_epoch=1, epochs=1, peak_learning_rate=1e-3)
     said = resnets_utils.speed_up_training(model)
-    assert said.startswith("precision mixed_bfloat16; 29 kernel gradients")
+    assert said.startswith("precision mixed_bfloat16; 29 kernel gradients") and "Adam's update fused" in said
     layers = [layer for layer in model.layers if not isinstance(layer, tf.keras.layers.InputLayer)]
     assert {layer.dtype_policy.name for layer in layers} == {"mixed_bfloat16"}
     assert all(weight.dtype == "float32" for weight in model.weights), "mixed precision keeps float32 weights"
