@@ -402,8 +402,8 @@ def fuse_adam_updates(optimizer) -> bool:
     the weight and its two averages. TensorFlow's `ResourceApplyAdam` computes the same formula
     (lr * sqrt(1 - beta_2^t) / (1 - beta_1^t), epsilon outside the square root) in one operation:
     the weights are equal up to rounding, and the training step has far fewer operations to
-    trace and optimise in `fit`'s first epoch (a few seconds of ResNet50's). An Adam with amsgrad, any other optimizer, and
-    sparse gradients keep Keras' own update.
+    trace and optimise in `fit`'s first epoch (a few seconds of ResNet50's). An Adam with
+    amsgrad, any other optimizer, and sparse gradients keep Keras' own update.
     """
     import keras
     import tensorflow as tf
