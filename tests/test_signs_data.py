@@ -89,6 +89,8 @@ def test_generator_draws_the_poses_signs_shows_beyond_the_data_set_on_request():
     top_corners = np.concatenate([warmth[:, :6, :6], warmth[:, :6, -6:]], axis=1).mean(axis=(1, 2))
     assert (sides > top_corners + 15).all(), "held sideways, the wrist crosses a side edge"
     assert np.array_equal(signs_generator.make_variants(6, seed=5)["sideways"][0], images), "drawn from the seed"
+    assert np.array_equal(signs_generator.make_variants(6, seed=5, poses=("sideways",))["sideways"][0], images), \
+        "the sideways 2s alone (what training draws) are the same images"
     with pytest.raises(ValueError, match="no variant 'upside down'"):
         signs_generator.render_sign(2, np.random.default_rng(0), variant="upside down")
 

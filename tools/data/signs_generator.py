@@ -275,9 +275,9 @@ def make_split(
     return images, labels
 
 
-def make_variants(per_variant: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Return {variant: (images uint8 (per_variant, 64, 64, 3), labels int64)} for every pose in VARIANTS."""
+def make_variants(per_variant: int, seed: int, poses: tuple[str, ...] = tuple(VARIANTS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Return {variant: (images uint8 (per_variant, 64, 64, 3), labels int64)} for each of `poses` (VARIANTS' names)."""
     rng = np.random.default_rng(seed)
-    return {variant: (np.stack([render_sign(digit, rng, variant=variant) for _ in range(per_variant)]),
-                      np.full(per_variant, digit, dtype=np.int64))
-            for variant, digit in VARIANTS.items()}
+    return {variant: (np.stack([render_sign(VARIANTS[variant], rng, variant=variant) for _ in range(per_variant)]),
+                      np.full(per_variant, VARIANTS[variant], dtype=np.int64))
+            for variant in poses}

@@ -59,7 +59,7 @@ def training_data(sld: Path | None, wild: Path | None, seed: int = SEED) -> tupl
     parts = {"kit SIGNS training set": (kit_x, kit_y.ravel())}
     # As many 2s held sideways, a pose SIGNS shows beyond the kit's set, as the set has of a digit. Not the other
     # such pose, 5s with the fingers together: models read them without it, and with it they took more of the kit's 3s for 4s.
-    parts["sideways 2s the kit draws"] = signs_generator.make_variants(len(kit_y.ravel()) // 6, seed)["sideways"]
+    parts["sideways 2s the kit draws"] = signs_generator.make_variants(len(kit_y.ravel()) // 6, seed, ("sideways",))["sideways"]
     rooms = np.zeros((0, 64, 64, 3), np.uint8)
     if wild is not None and Path(wild).is_dir():
         train = real_splits.split_wild(Path(wild))["train"]
