@@ -364,6 +364,36 @@ def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_p
     assert "holds an interrupted run with other settings (seed 7, now 8)" in another_seed.stderr
 
 
+def test_make_pretrained_can_go_on_from_a_trained_models_weights(tiny_signs, tmp_path):
+    """At a learning rate of 0 the run keeps the weights it started from: they are the trained model's, not a fresh draw."""
+    import os
+    import subprocess
+    import sys
+
+    train_pretrained.export(reference_resnet50()(input_shape=(64, 64, 3), classes=6), tmp_path / "trained")
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.model.train_pretrained", "--epochs", "1", "--sld", "", "--wild", "", "--learning-rate", "0",
+         "--start-from", str(tmp_path / "trained"), "--work", str(tmp_path / "work")],
+        cwd=resnets_utils.KIT_DIR, env={**os.environ, "RESNETS_DATASETS": str(tiny_signs)}, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Starting from the weights of {tmp_path / 'trained'}." in result.stdout
+    started = resnets_utils.load_pretrained(tmp_path / "trained").trainable_weights
+    went_on = resnets_utils.load_pretrained(tmp_path / "work" / "resnet50_signs").trainable_weights
+    for before, after in zip(started, went_on):
+        np.testing.assert_array_equal(np.asarray(after), np.asarray(before), err_msg=before.path)
+
+
+def test_make_pretrained_names_a_missing_model_to_start_from_before_it_trains(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "tools.model.train_pretrained", "--start-from", str(tmp_path / "nothing")],
+                            cwd=resnets_utils.KIT_DIR, capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "Error: Pretrained model file not found" in result.stderr and "nothing.json" in result.stderr
+
+
 @pytest.mark.parametrize("argument, value", [("--seed", "-1"), ("--epochs", "0"), ("--batch-size", "many")])
 def test_make_pretrained_names_a_bad_number_before_it_reads_anything(argument, value):
     import subprocess

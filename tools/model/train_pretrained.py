@@ -1,4 +1,4 @@
-"""Train the kit's pretrained ResNet50: `python -m tools.model.train_pretrained [--sld DIR] [--wild DIR] [--epochs N] [--seed N]`.
+"""Train the kit's pretrained ResNet50: `python -m tools.model.train_pretrained [--sld DIR] [--wild DIR] [--epochs N] [--seed N] [--start-from MODEL]`.
 
 The architecture is the notebooks' reference ResNet50 (read from the source notebooks, not
 copied). It learns from (`training_data`):
@@ -15,7 +15,9 @@ The validation and test parts are never trained on. Input pipeline: tf.data with
 notebook 4's compile (`compile_for_short_training`, read from the notebook) without label smoothing;
 what only makes training faster here (`resnets_utils.speed_up_training`: precision, kernel gradients);
 a checkpoint every epoch, and an interrupted run resumes where it stopped (only with its own
-settings: `check_resume_settings`). At the end it measures the exported file
+settings: `check_resume_settings`). With `--start-from MODEL` it goes on from a trained model's weights
+instead of from scratch: a few epochs at a low learning rate teach that model what the data gained since
+it was trained and keep what it already read well. At the end it measures the exported file
 (`tools.model.evaluate`) and writes the "not sure" threshold chosen on the wild validation
 sessions.
 """
@@ -140,13 +142,20 @@ def main() -> None:
         "--seed", type=at_least(0), default=SEED,
         help="draws the composites, the data order and the augmentation; other seeds show how far one run of the recipe is from another",
     )
+    parser.add_argument(
+        "--start-from", type=Path, metavar="MODEL",
+        help="go on from a trained model's weights (MODEL.json/.npz, as models/resnet50_signs) instead of from scratch",
+    )
     parser.add_argument("--work", type=Path, default=resnets_utils.KIT_DIR / "build" / "pretrained")
     args = parser.parse_args()
     try:
+        start_weights = None if args.start_from is None else resnets_utils.load_pretrained(args.start_from).get_weights()
         images, labels, counts = training_data(args.sld, args.wild, args.seed)
-    except (real_splits.RealDataError, resnets_utils.PhotoError, resnets_utils.DatasetError) as error:
+    except (real_splits.RealDataError, resnets_utils.PhotoError, resnets_utils.DatasetError, resnets_utils.ModelFileError) as error:
         sys.exit(f"Error: {error}")
     print(f"Training on {len(images)} images: " + ", ".join(f"{count} {name}" for name, count in counts.items()) + ".")
+    if args.start_from is not None:
+        print(f"Starting from the weights of {args.start_from}.")
 
     import tensorflow as tf
 
@@ -155,7 +164,8 @@ def main() -> None:
     strategy = tf.distribute.MirroredStrategy() if gpus > 1 else tf.distribute.get_strategy()
     print(f"Precision {resnets_utils.fast_precision()}; {max(gpus, 1)} {'GPU' if gpus else 'CPU'} replica(s); seed {args.seed}.")
     settings = {"seed": args.seed, "epochs": args.epochs, "batch size": args.batch_size, "learning rate": args.learning_rate,
-                "images": counts, "precision": resnets_utils.fast_precision()}
+                "images": counts, "precision": resnets_utils.fast_precision(),
+                "start from": None if args.start_from is None else str(args.start_from)}
     try:
         check_resume_settings(args.work, settings)
     except ResumeMismatch as error:
@@ -164,6 +174,8 @@ def main() -> None:
     pipeline = with_no_hand_targets(batches)
     with strategy.scope():
         model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
+        if start_weights is not None:
+            model.set_weights(start_weights)
         compile_for_training(model, len(batches), args.epochs, args.learning_rate)
         print(resnets_utils.speed_up_training(model))
     start = time.perf_counter()
