@@ -1170,15 +1170,20 @@ def finder_canvas(image: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]
     return np.asarray(canvas), scale, offset
 
 
+def finder_backbone_layers(reader) -> list:
+    """The reader's layers up to the end of stage 4 (its last layer with 4x4 maps): those the finder reads."""
+    cells = IMAGE_SIZE // FINDER_STRIDE
+    stage4_end = max(i for i, layer in enumerate(reader.layers) if tuple(layer.output.shape[1:3]) == (cells, cells))
+    return reader.layers[:stage4_end + 1]
+
+
 def finder_backbone(reader):
     """Return the reader's layers up to the end of stage 4, taking images of any size: one 1024-channel
     cell per 16x16 pixels. The finder reuses the kit's ResNet50 as a feature extractor: a hand's features
     are what that network learned to read, and the finder adds only a small head."""
     import keras
 
-    cells = IMAGE_SIZE // FINDER_STRIDE
-    stage4_end = [layer for layer in reader.layers if tuple(layer.output.shape[1:3]) == (cells, cells)][-1]
-    cut = keras.Model(reader.input, stage4_end.output)
+    cut = keras.Model(reader.input, finder_backbone_layers(reader)[-1].output)
     backbone = keras.models.clone_model(cut, input_tensors=keras.Input((None, None, 3)))
     backbone.set_weights(cut.get_weights())
     backbone.trainable = False

@@ -364,24 +364,30 @@ def test_make_pretrained_trains_exports_and_reports_end_to_end(tiny_signs, tmp_p
     assert "holds an interrupted run with other settings (seed 7, now 8)" in another_seed.stderr
 
 
-def test_make_pretrained_can_go_on_from_a_trained_models_weights(tiny_signs, tmp_path):
-    """At a learning rate of 0 the run keeps the weights it started from: they are the trained model's, not a fresh draw."""
+def test_make_pretrained_can_go_on_from_a_trained_models_weights_keeping_what_the_finder_reads(tiny_signs, tmp_path):
+    """Stages 1 to 4 (BatchNorm statistics too) stay the trained model's, so the shipped hand finder stays valid;
+    stage 5 and the classifier learn (batches of 4: several steps, as the warm-up's first has a learning rate of 0)."""
     import os
     import subprocess
     import sys
 
     train_pretrained.export(reference_resnet50()(input_shape=(64, 64, 3), classes=6), tmp_path / "trained")
     result = subprocess.run(
-        [sys.executable, "-m", "tools.model.train_pretrained", "--epochs", "1", "--sld", "", "--wild", "", "--learning-rate", "0",
+        [sys.executable, "-m", "tools.model.train_pretrained", "--epochs", "1", "--batch-size", "4", "--sld", "", "--wild", "", "--learning-rate", "1e-2",
          "--start-from", str(tmp_path / "trained"), "--work", str(tmp_path / "work")],
         cwd=resnets_utils.KIT_DIR, env={**os.environ, "RESNETS_DATASETS": str(tiny_signs)}, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"Starting from the weights of {tmp_path / 'trained'}." in result.stdout
-    started = resnets_utils.load_pretrained(tmp_path / "trained").trainable_weights
-    went_on = resnets_utils.load_pretrained(tmp_path / "work" / "resnet50_signs").trainable_weights
-    for before, after in zip(started, went_on):
-        np.testing.assert_array_equal(np.asarray(after), np.asarray(before), err_msg=before.path)
+    assert f"Starting from the weights of {tmp_path / 'trained'}; its first 142 layers (stages 1 to 4) stay as they are." in result.stdout
+    started = resnets_utils.load_pretrained(tmp_path / "trained")
+    went_on = resnets_utils.load_pretrained(tmp_path / "work" / "resnet50_signs")
+    kept = {layer.name for layer in resnets_utils.finder_backbone_layers(started)}
+    for before, after in zip(started.layers, went_on.layers):
+        if before.name in kept:
+            for old, new in zip(before.weights, after.weights):
+                np.testing.assert_array_equal(np.asarray(new), np.asarray(old), err_msg=old.path)
+    classifier = started.layers[-1].name
+    assert not np.array_equal(np.asarray(went_on.get_layer(classifier).kernel), np.asarray(started.get_layer(classifier).kernel))
 
 
 def test_make_pretrained_names_a_missing_model_to_start_from_before_it_trains(tmp_path):

@@ -16,8 +16,9 @@ notebook 4's compile (`compile_for_short_training`, read from the notebook) with
 what only makes training faster here (`resnets_utils.speed_up_training`: precision, kernel gradients);
 a checkpoint every epoch, and an interrupted run resumes where it stopped (only with its own
 settings: `check_resume_settings`). With `--start-from MODEL` it goes on from a trained model's weights
-instead of from scratch: a few epochs at a low learning rate teach that model what the data gained since
-it was trained and keep what it already read well. At the end it measures the exported file
+instead of from scratch, its first four stages frozen (`freeze_finder_backbone`): a few epochs teach
+stage 5 and the classifier what the data gained since that model was trained, and keep what it
+already read well. At the end it measures the exported file
 (`tools.model.evaluate`) and writes the "not sure" threshold chosen on the wild validation
 sessions.
 """
@@ -100,6 +101,19 @@ def compile_for_training(model, steps_per_epoch: int, epochs: int, learning_rate
     compile_for_short_training(model, steps_per_epoch, epochs, learning_rate, label_smoothing=0.0)
 
 
+def freeze_finder_backbone(model) -> int:
+    """Freeze stages 1 to 4, BatchNorm statistics included; return how many layers that is.
+
+    The hand finder reads those stages' features (`resnets_utils.finder_backbone`), so a model
+    that goes on learning with them frozen keeps the shipped finder valid. Learning them as well
+    would need the finder trained again (`make finder`).
+    """
+    layers = resnets_utils.finder_backbone_layers(model)
+    for layer in layers:
+        layer.trainable = False  # a frozen BatchNorm also normalises with its running statistics (Keras 3)
+    return len(layers)
+
+
 class ResumeMismatch(RuntimeError):
     """The work folder holds an interrupted run whose settings differ from this run's."""
 
@@ -144,7 +158,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--start-from", type=Path, metavar="MODEL",
-        help="go on from a trained model's weights (MODEL.json/.npz, as models/resnet50_signs) instead of from scratch",
+        help="go on from a trained model's weights (MODEL.json/.npz, as models/resnet50_signs) instead of from scratch, "
+             "stages 1 to 4 frozen so that the hand finder, which reads them, stays valid",
     )
     parser.add_argument("--work", type=Path, default=resnets_utils.KIT_DIR / "build" / "pretrained")
     args = parser.parse_args()
@@ -154,8 +169,6 @@ def main() -> None:
     except (real_splits.RealDataError, resnets_utils.PhotoError, resnets_utils.DatasetError, resnets_utils.ModelFileError) as error:
         sys.exit(f"Error: {error}")
     print(f"Training on {len(images)} images: " + ", ".join(f"{count} {name}" for name, count in counts.items()) + ".")
-    if args.start_from is not None:
-        print(f"Starting from the weights of {args.start_from}.")
 
     import tensorflow as tf
 
@@ -176,6 +189,8 @@ def main() -> None:
         model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
         if start_weights is not None:
             model.set_weights(start_weights)
+            frozen = freeze_finder_backbone(model)
+            print(f"Starting from the weights of {args.start_from}; its first {frozen} layers (stages 1 to 4) stay as they are.")
         compile_for_training(model, len(batches), args.epochs, args.learning_rate)
         print(resnets_utils.speed_up_training(model))
     start = time.perf_counter()
