@@ -143,7 +143,7 @@ pretrained: $(READY)
 	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(START),--start-from "$(START)") $(if $(LEARNING_RATE),--learning-rate $(LEARNING_RATE))
 	$(BIN)/python -m tools.model.train_finder --reader build/pretrained/resnet50_signs --out build/pretrained/hand_finder $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)")
 
-# Trains only the hand finder's head on the shipped reader's backbone, into models/ (a few minutes).
+# Trains only the hand finder's head on the shipped reader's backbone, into models/ (tens of minutes on 2 cores).
 finder: $(READY)
 	$(BIN)/python -m tools.model.train_finder $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)")
 
