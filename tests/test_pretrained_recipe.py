@@ -400,6 +400,23 @@ def test_make_pretrained_names_a_missing_model_to_start_from_before_it_trains(tm
     assert "Error: Pretrained model file not found" in result.stderr and "nothing.json" in result.stderr
 
 
+def test_make_pretrained_names_a_model_to_start_from_that_is_not_the_notebooks_resnet50(tiny_signs, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    small = small_batchnorm_model()  # a model file load_pretrained reads, but not ResNet50
+    (tmp_path / "small.json").write_text(small.to_json())
+    resnets_utils.save_float16_weights(small, tmp_path / "small.npz")
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.model.train_pretrained", "--sld", "", "--wild", "", "--start-from", str(tmp_path / "small"),
+         "--work", str(tmp_path / "work")],
+        cwd=resnets_utils.KIT_DIR, env={**os.environ, "RESNETS_DATASETS": str(tiny_signs)}, capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"Error: {tmp_path / 'small'} is not the notebooks' ResNet50 for 6 digits" in result.stderr
+
+
 @pytest.mark.parametrize("argument, value", [("--seed", "-1"), ("--epochs", "0"), ("--batch-size", "many")])
 def test_make_pretrained_names_a_bad_number_before_it_reads_anything(argument, value):
     import subprocess

@@ -188,7 +188,10 @@ def main() -> None:
     with strategy.scope():
         model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
         if start_weights is not None:
-            model.set_weights(start_weights)
+            try:
+                model.set_weights(start_weights)
+            except ValueError as error:  # a model of another architecture than the notebooks' ResNet50
+                sys.exit(f"Error: {args.start_from} is not the notebooks' ResNet50 for 6 digits, so training cannot go on from it ({error}).")
             frozen = freeze_finder_backbone(model)
             print(f"Starting from the weights of {args.start_from}; its first {frozen} layers (stages 1 to 4) stay as they are.")
         compile_for_training(model, len(batches), args.epochs, args.learning_rate)
