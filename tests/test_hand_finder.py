@@ -152,6 +152,14 @@ def test_the_comparison_scores_no_answer_as_wrong():
     assert compare_tracker.mean_per_class(labels, [0, None, 1, 1]) == pytest.approx(0.75)
 
 
+def test_a_candidate_model_that_is_missing_is_named_before_any_photo_is_read(tmp_path, monkeypatch):
+    missing = tmp_path / "candidate" / "resnet50_signs"
+    monkeypatch.setattr("sys.argv", ["compare_tracker", "--no-tracker", "--part", "validation", "--reader", str(missing)])
+    with pytest.raises(SystemExit) as stopped:
+        compare_tracker.main()
+    assert str(stopped.value).startswith("Error: ") and str(missing) in str(stopped.value)
+
+
 @pytest.fixture(scope="module")
 def validation_figures():
     return resnets_utils.FINDER.with_suffix(".json").read_text()

@@ -12,6 +12,9 @@ answer (for the kit, its best guess, as if there were no "not sure"), where "no 
 wrong; beside it, how many photos the kit answers above its "not sure" threshold, and how many of
 those it reads right. The framed photos are written to a temporary folder
 and deleted: they hold the shared photos' pixels, which never enter the repository.
+
+`--reader` and `--finder` measure a candidate, such as `make pretrained`'s in `build/pretrained/`, instead
+of the shipped files; judged on `--part validation` beside the shipped ones, it tells whether to ship it.
 """
 
 from __future__ import annotations
@@ -80,11 +83,11 @@ def run_tracker(files: list[Path], folder: Path) -> dict[str, int | None]:
     return json.loads(out.read_text())
 
 
-def compare(model, finder, wild: Path, tracker: bool = True, part: str = "test") -> dict:
-    """Return the figures of the kit (`model` reading what `finder` finds) and the tracker on the three
-    framings of one part's sessions (the test sessions)."""
+def compare(model, finder, wild: Path, tracker: bool = True, part: str = "test", threshold: float | None = None) -> dict:
+    """Return the figures of the kit (`model` reading what `finder` finds, "not sure" under `threshold`, the
+    shipped model's by default) and the tracker on the three framings of one part's sessions (the test sessions)."""
     frames = read_frames(wild)[part]
-    threshold = resnets_utils.not_sure_below()
+    threshold = resnets_utils.not_sure_below() if threshold is None else threshold
     figures: dict = {"photos": {}, "kit": {}, "kit_answered": {}, "kit_right_when_answered": {}, "tracker": {}, "tracker_no_hand": {}}
     with tempfile.TemporaryDirectory(prefix="compare-tracker-") as temporary:
         framings = write_framings(frames, Path(temporary))
@@ -136,22 +139,25 @@ def main() -> None:
     parser.add_argument("--wild", type=Path, default=real_splits.WILD_PHOTOS, help="the wild photos' folder (frames.csv, frames/)")
     parser.add_argument("--no-tracker", action="store_true", help="measure the kit only")
     parser.add_argument("--part", choices=("test", "validation"), default="test", help="the sessions to read (validation: to choose between finders)")
+    parser.add_argument("--reader", type=Path, default=resnets_utils.PRETRAINED,
+                        help="MODEL.json/.npz to measure, with its MODEL.not-sure.json (a candidate: judge it on --part validation)")
     parser.add_argument("--finder", type=Path, default=resnets_utils.FINDER, help="FINDER.json/.npz to measure")
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/records.jsonl")
     args = parser.parse_args()
     try:
-        model = resnets_utils.load_pretrained()
+        model = resnets_utils.load_pretrained(args.reader)
         finder = resnets_utils.load_hand_finder(args.finder, reader=model)
-        figures = compare(model, finder, args.wild, tracker=not args.no_tracker, part=args.part)
+        figures = compare(model, finder, args.wild, tracker=not args.no_tracker, part=args.part,
+                          threshold=resnets_utils.not_sure_below(args.reader))
         figures["seconds_per_phone_photo"] = seconds_per_phone_photo(model, finder)
     except (resnets_utils.ModelFileError, resnets_utils.PhotoError, real_splits.RealDataError, TrackerError) as error:
         raise SystemExit(f"Error: {error}") from None
     print(table(figures))
     print(f"\nOne 12-megapixel photo: {figures['seconds_per_phone_photo']:.2f} s with predict_photo.")
     if args.record:
-        changed = [name for name in ("wild", "part", "finder") if getattr(args, name) != parser.get_default(name)]
+        changed = [name for name in ("wild", "part", "reader", "finder") if getattr(args, name) != parser.get_default(name)]
         if args.no_tracker or changed:
-            print(f"Not recorded: the benchmark is both readers, the shipped finder, on the shared test sessions ({', '.join(changed) or 'no tracker'}).")
+            print(f"Not recorded: the benchmark is both readers, the shipped model and finder, on the shared test sessions ({', '.join(changed) or 'no tracker'}).")
             return
         keys = {"tight crop": "tight", "half-frame crop": "half", "whole photo": "whole"}
         benchmarks.record("make compare-tracker", {
