@@ -89,20 +89,10 @@ def test_generator_draws_the_poses_signs_shows_beyond_the_data_set_on_request():
     top_corners = np.concatenate([warmth[:, :6, :6], warmth[:, :6, -6:]], axis=1).mean(axis=(1, 2))
     assert (sides > top_corners + 15).all(), "held sideways, the wrist crosses a side edge"
     assert np.array_equal(signs_generator.make_variants(6, seed=5)["sideways"][0], images), "drawn from the seed"
+    assert np.array_equal(signs_generator.make_variants(6, seed=5, poses=("sideways",))["sideways"][0], images), \
+        "the sideways 2s alone (what training draws) are the same images"
     with pytest.raises(ValueError, match="no variant 'upside down'"):
         signs_generator.render_sign(2, np.random.default_rng(0), variant="upside down")
-
-
-def test_the_pretrained_model_trains_on_sideways_hands_of_every_digit_so_that_level_fingers_do_not_mean_2():
-    images, labels = signs_generator.make_sideways(2, seed=5)
-    assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-    assert labels.tolist() != sorted(labels.tolist()), "shuffled"
-    warmth = images[..., 0].astype(float) - images[..., 2]  # skin, as above
-    sides = np.maximum(np.percentile(warmth[:, :, :3], 90, axis=(1, 2)), np.percentile(warmth[:, :, -3:], 90, axis=(1, 2)))
-    bottom = np.percentile(warmth[:, -3:, :], 90, axis=(1, 2))
-    assert (sides > bottom).mean() >= 0.9, "held sideways, the wrist crosses a side edge rather than the bottom"
-    again, _ = signs_generator.make_sideways(2, seed=5)
-    assert np.array_equal(again, images), "drawn from the seed"
 
 
 def photo_folder(root, counts):

@@ -14,8 +14,7 @@ drawn that way. The wrist enters from the bottom edge.
 The course's SIGNS photos also show two poses the data sets leave out, since they would change
 every notebook's figures: a 2 held sideways (the fingers level, the wrist entering from a side)
 and a 5 with the fingers pressed together. `render_sign(..., variant=...)` draws them
-(VARIANTS; "sideways" poses any digit so); the pretrained model trains on sideways hands of every
-digit (`make_sideways`) and is measured on other drawings of both poses (`make_variants`).
+(VARIANTS); the pretrained model trains on some and is measured on others (`make_variants`).
 """
 
 from __future__ import annotations
@@ -276,21 +275,9 @@ def make_split(
     return images, labels
 
 
-def make_sideways(per_digit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (images uint8 (6 * per_digit, 64, 64, 3), labels int64): hands of every digit held sideways, shuffled.
-
-    Every digit, not only SIGNS' sideways 2: a model that sees level fingers only on 2s learns that
-    level fingers mean 2, and reads a 1 on its side as a 2 (docs/model-card.md).
-    """
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(6, dtype=np.int64), per_digit)
-    rng.shuffle(labels)
-    return np.stack([render_sign(int(label), rng, variant="sideways") for label in labels]), labels
-
-
-def make_variants(per_variant: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Return {variant: (images uint8 (per_variant, 64, 64, 3), labels int64)} for each of VARIANTS, posed as SIGNS shows it."""
+def make_variants(per_variant: int, seed: int, poses: tuple[str, ...] = tuple(VARIANTS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Return {variant: (images uint8 (per_variant, 64, 64, 3), labels int64)} for each of `poses` (VARIANTS' names)."""
     rng = np.random.default_rng(seed)
     return {variant: (np.stack([render_sign(VARIANTS[variant], rng, variant=variant) for _ in range(per_variant)]),
                       np.full(per_variant, VARIANTS[variant], dtype=np.int64))
-            for variant in VARIANTS}
+            for variant in poses}

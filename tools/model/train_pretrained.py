@@ -2,7 +2,7 @@
 
 The architecture is the notebooks' reference ResNet50 (read from the source notebooks, not
 copied). It learns from (`training_data`):
-- the kit's generated SIGNS training set, and hands of every digit held sideways, drawn by the kit;
+- the kit's generated SIGNS training set;
 - the `train` parts of the real photos (`tools.data.real_splits`): Sign Language Digits
   without its validation and test parts, and the wild photos' training sessions, twice
   (they are the few photos of hands in real rooms);
@@ -18,7 +18,7 @@ a checkpoint every epoch, and an interrupted run resumes where it stopped (only 
 settings: `check_resume_settings`). With `--start-from MODEL` it goes on from a trained model's weights
 instead of from scratch, its first four stages frozen (`freeze_finder_backbone`): a few epochs teach
 stage 5 and the classifier what the data gained since that model was trained, and keep what it
-already read well (and the hand finder valid). At the end it measures the exported file
+already read well. At the end it measures the exported file
 (`tools.model.evaluate`) and writes the "not sure" threshold chosen on the wild validation
 sessions.
 """
@@ -60,10 +60,9 @@ def training_data(sld: Path | None, wild: Path | None, seed: int = SEED) -> tupl
     """
     kit_x, kit_y, _, _, _ = resnets_utils.load_dataset()
     parts = {"kit SIGNS training set": (kit_x, kit_y.ravel())}
-    # Hands held sideways, a pose SIGNS shows (its 2s) beyond the kit's set: of every digit, as many of each as the
-    # set has, since with 2s alone a model learns that level fingers mean 2. Not the other such pose, 5s with the
-    # fingers together: models read them without it, and with it they took more of the kit's 3s for 4s.
-    parts["sideways hands the kit draws"] = signs_generator.make_sideways(len(kit_y.ravel()) // 6, seed)
+    # As many 2s held sideways, a pose SIGNS shows beyond the kit's set, as the set has of a digit. Not the other
+    # such pose, 5s with the fingers together: models read them without it, and with it they took more of the kit's 3s for 4s.
+    parts["sideways 2s the kit draws"] = signs_generator.make_variants(len(kit_y.ravel()) // 6, seed, ("sideways",))["sideways"]
     rooms = np.zeros((0, 64, 64, 3), np.uint8)
     if wild is not None and Path(wild).is_dir():
         train = real_splits.split_wild(Path(wild))["train"]
