@@ -83,11 +83,10 @@ def run_tracker(files: list[Path], folder: Path) -> dict[str, int | None]:
     return json.loads(out.read_text())
 
 
-def compare(model, finder, wild: Path, tracker: bool = True, part: str = "test", threshold: float | None = None) -> dict:
-    """Return the figures of the kit (`model` reading what `finder` finds, "not sure" under `threshold`, the
-    shipped model's by default) and the tracker on the three framings of one part's sessions (the test sessions)."""
+def compare(model, finder, threshold: float, wild: Path, tracker: bool = True, part: str = "test") -> dict:
+    """Return the figures of the kit (`model` reading what `finder` finds, "not sure" under `threshold`) and the
+    tracker on the three framings of one part's sessions (the test sessions)."""
     frames = read_frames(wild)[part]
-    threshold = resnets_utils.not_sure_below() if threshold is None else threshold
     figures: dict = {"photos": {}, "kit": {}, "kit_answered": {}, "kit_right_when_answered": {}, "tracker": {}, "tracker_no_hand": {}}
     with tempfile.TemporaryDirectory(prefix="compare-tracker-") as temporary:
         framings = write_framings(frames, Path(temporary))
@@ -147,8 +146,7 @@ def main() -> None:
     try:
         model = resnets_utils.load_pretrained(args.reader)
         finder = resnets_utils.load_hand_finder(args.finder, reader=model)
-        figures = compare(model, finder, args.wild, tracker=not args.no_tracker, part=args.part,
-                          threshold=resnets_utils.not_sure_below(args.reader))
+        figures = compare(model, finder, resnets_utils.not_sure_below(args.reader), args.wild, tracker=not args.no_tracker, part=args.part)
         figures["seconds_per_phone_photo"] = seconds_per_phone_photo(model, finder)
     except (resnets_utils.ModelFileError, resnets_utils.PhotoError, real_splits.RealDataError, TrackerError) as error:
         raise SystemExit(f"Error: {error}") from None
