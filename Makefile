@@ -138,10 +138,11 @@ realism: $(READY)
 
 # Trains the pretrained ResNet50 into build/pretrained/ (REAL=DIR: Sign Language Digits; WILD=DIR: the wild photos; EPOCHS=N;
 # SEED=N: another draw of the composites, data order and augmentation than the shipped model's 2016;
-# START_FROM=MODEL: go on from a trained model's weights, as models/resnet50_signs, with LEARNING_RATE=R, e.g. 3e-5).
+# START_FROM=MODEL: go on from a trained model's weights, as models/resnet50_signs, with LEARNING_RATE=R, e.g. 3e-5;
+# stages 1 to 4 stay frozen, so the shipped hand finder stays valid and no new one is trained).
 pretrained: $(READY)
 	$(BIN)/python -m tools.model.train_pretrained $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)") $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(START_FROM),--start-from "$(START_FROM)") $(if $(LEARNING_RATE),--learning-rate $(LEARNING_RATE))
-	$(BIN)/python -m tools.model.train_finder --reader build/pretrained/resnet50_signs --out build/pretrained/hand_finder $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)")
+	$(if $(START_FROM),,$(BIN)/python -m tools.model.train_finder --reader build/pretrained/resnet50_signs --out build/pretrained/hand_finder $(if $(REAL),--sld "$(REAL)") $(if $(WILD),--wild "$(WILD)"))
 
 # Trains only the hand finder's head on the shipped reader's backbone, into models/ (tens of minutes on 2 cores).
 finder: $(READY)

@@ -528,3 +528,15 @@ def test_make_bench_profile_refuses_when_onednn_timed_no_convolution():
     for lines in (no_convolution, ["PROFILE-START float32", "PROFILE-END 1.0"]):
         with pytest.raises(profile_training.ProfileError, match="TF_ENABLE_ONEDNN_OPTS=0"):
             profile_training.summarise(lines)
+
+
+def test_make_pretrained_trains_a_new_finder_only_when_the_backbone_learned():
+    """Going on from a model keeps stages 1 to 4 frozen, so the shipped finder stays valid: no 20 minutes for a new one."""
+    import subprocess
+
+    def planned(*variables):
+        return subprocess.run(["make", "-n", "pretrained", *variables], cwd=resnets_utils.KIT_DIR, capture_output=True, text=True, check=True).stdout
+
+    assert "tools.model.train_finder" in planned()
+    went_on = planned("START_FROM=models/resnet50_signs")
+    assert "tools.model.train_finder" not in went_on and '--start-from "models/resnet50_signs"' in went_on
