@@ -152,6 +152,13 @@ def test_the_comparison_scores_no_answer_as_wrong():
     assert compare_tracker.mean_per_class(labels, [0, None, 1, 1]) == pytest.approx(0.75)
 
 
+def test_a_candidate_is_compared_with_the_shipped_files_photo_by_photo():
+    candidate = {"kit_right": {"tight crop": [True, True, False, False], "whole photo": [True, False]}}
+    shipped = {"kit_right": {"tight crop": [True, False, True, True], "whole photo": [True, False]}}
+    rows = compare_tracker.paired_table(candidate, shipped).splitlines()[2:]
+    assert rows == ["| tight crop | 4 | 2 | 3 | 1 | 2 |", "| whole photo | 2 | 1 | 1 | 0 | 0 |"]
+
+
 def test_a_candidate_model_that_is_missing_is_named_before_any_photo_is_read(tmp_path, monkeypatch):
     missing = tmp_path / "candidate" / "resnet50_signs"
     monkeypatch.setattr("sys.argv", ["compare_tracker", "--no-tracker", "--part", "validation", "--reader", str(missing)])
