@@ -162,12 +162,13 @@ def main() -> None:
     parser.add_argument("--finder", type=Path, default=resnets_utils.FINDER, help="FINDER.json/.npz to measure")
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/records.jsonl")
     args = parser.parse_args()
+    changed = [name for name in ("wild", "part", "reader", "finder") if getattr(args, name) != parser.get_default(name)]
+    candidate = "reader" in changed or "finder" in changed
     try:
         model = resnets_utils.load_pretrained(args.reader)
         finder = resnets_utils.load_hand_finder(args.finder, reader=model)
         figures = compare(model, finder, resnets_utils.not_sure_below(args.reader), args.wild, tracker=not args.no_tracker, part=args.part)
         figures["seconds_per_phone_photo"] = seconds_per_phone_photo(model, finder)
-        candidate = (args.reader, args.finder) != (parser.get_default("reader"), parser.get_default("finder"))
         if candidate:  # the shipped files read the same photos, to compare photo by photo
             shipped_model = resnets_utils.load_pretrained()
             shipped = compare(shipped_model, resnets_utils.load_hand_finder(reader=shipped_model), resnets_utils.not_sure_below(),
@@ -179,7 +180,6 @@ def main() -> None:
     if candidate:
         print(f"\nThe shipped reader and finder on the same photos:\n{table(shipped)}\n\n{paired_table(figures, shipped)}")
     if args.record:
-        changed = [name for name in ("wild", "part", "reader", "finder") if getattr(args, name) != parser.get_default(name)]
         if args.no_tracker or changed:
             print(f"Not recorded: the benchmark is both readers, the shipped model and finder, on the shared test sessions ({', '.join(changed) or 'no tracker'}).")
             return
