@@ -116,10 +116,11 @@ real-data: $(READY)
 wild-signs: $(READY)
 	$(BIN)/python -m tools.data.real_splits $(if $(WILD),--wild "$(WILD)")
 
-# Prints training throughput of the kit's recipe against keras.applications.ResNet50, and time to 95%
-# (BATCH_SIZES=32,128: the recipe's throughput at those batch sizes too).
+# Prints training throughput of the kit's recipe against keras.applications.ResNet50, and notebook 4's time to 90% and
+# 95% (BATCH_SIZES=32,128: the recipe's throughput at those batch sizes too; NOTEBOOK_EPOCHS=5: notebook 4's run over
+# 5 epochs, not recorded).
 bench: $(READY)
-	$(BIN)/python -m tools.model.bench_training --record $(if $(BATCH_SIZES),--batch-sizes $(BATCH_SIZES))
+	$(BIN)/python -m tools.model.bench_training --record $(if $(BATCH_SIZES),--batch-sizes $(BATCH_SIZES)) $(if $(NOTEBOOK_EPOCHS),--notebook-epochs $(NOTEBOOK_EPOCHS))
 
 # Prints where a training step's time goes on this CPU: oneDNN's kernels by kind of work, and the backward-weights
 # convolutions by feature-map size with their speed (BATCH_SIZE=32: at another batch size than 128; TF_KERNEL_GRADIENTS=1:

@@ -89,6 +89,26 @@ def test_a_benchmark_run_that_is_not_the_default_one_is_not_recorded(tmp_path):
     assert "Not recorded: the benchmark is the kit's own 1200 images" in run.stdout and not records.exists()
 
 
+def test_make_bench_records_notebook_4s_own_run_only():
+    from tools.model import bench_training
+    from tools.course.notebook_source import notebook_constant
+
+    epochs = notebook_constant("EPOCHS")
+    assert bench_training.not_the_benchmark(None) is None and bench_training.not_the_benchmark(epochs) is None
+    assert f"{epochs} epochs, not {epochs + 2}" in bench_training.not_the_benchmark(epochs + 2)
+
+
+@pytest.mark.parametrize("cap", ["AVX2", "avx512_core"])
+def test_a_run_with_onednn_held_to_fewer_instructions_is_not_recorded_under_this_cpu(tmp_path, monkeypatch, capsys, cap):
+    """ONEDNN_MAX_CPU_ISA makes a fast CPU compute like an older one; its figures are neither CPU's."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert record("make bench-data", {"seconds": 12.5}, tmp_path / "records.jsonl") is None
+    assert not (tmp_path / "records.jsonl").exists()
+    assert f"Not recorded: ONEDNN_MAX_CPU_ISA={cap}" in capsys.readouterr().out
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")  # oneDNN's own word for no limit
+    assert record("make bench-data", {"seconds": 12.5}, tmp_path / "records.jsonl") is not None
+
+
 def test_the_ci_benchmark_times_every_target_ci_runs_and_records_nothing_when_one_fails(tmp_path, monkeypatch):
     from tools.course import bench_ci
 

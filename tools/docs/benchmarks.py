@@ -184,11 +184,18 @@ def current_commit() -> str:
         return "unknown"
 
 
-def record(command: str, figures: dict, path: Path | None = None) -> Path:
-    """Append one record of `command`'s figures to the records file and return the file's path."""
+def record(command: str, figures: dict, path: Path | None = None) -> Path | None:
+    """Append one record of `command`'s figures to the records file and return the file's path (None: not recorded)."""
     unknown = set(figures) - {figure.key for figure in BENCHMARKS[command]}
     if unknown:
         raise ValueError(f"{command} records no figure named {', '.join(sorted(unknown))}")
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip()
+    if capped and capped.upper() != "ALL":
+        # The record names the CPU by its flags; oneDNN held to fewer instructions would put its figures under
+        # another kind of CPU's column (an AMX CPU's, for a run that computed like an AVX2-only one).
+        print(f"Not recorded: ONEDNN_MAX_CPU_ISA={capped} holds oneDNN to fewer instructions than this CPU has, "
+              "so the figures are not this CPU's.")
+        return None
     flags = cpu_flags()
     entry = {
         "command": command,
