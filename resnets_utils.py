@@ -1313,7 +1313,13 @@ def predict_photo(model, photo: str | os.PathLike | bytes | memoryview, threshol
     hand never gets a digit. Raises PhotoError naming the photo when it cannot be read.
     """
     image, factor, name = _working_photo(photo, name)
-    hands = find_hands(finder or kit_hand_finder(), image)
+    return read_found_hands(model, image, find_hands(finder or kit_hand_finder(), image), threshold, factor)
+
+
+def read_found_hands(model, image: np.ndarray, hands: list[FoundHand], threshold: float = 0.0, factor: float = 1.0) -> Reading:
+    """`predict_photo`'s second stage: read the hands found in a uint8 (h, w, 3) photo (their boxes in its pixels;
+    `factor` scales them to the Reading's `box`). Apart, it reads a hand whose box comes from elsewhere, such as
+    a labelled box, to measure what the finder costs (`tools/model/compare_tracker.py`)."""
     if not hands:
         return Reading(None, 0.0, np.zeros(6), box=None, hands=0)
     candidates = [(hand.box, hand_crop_box(hand.box, image.shape[1], image.shape[0], scale))

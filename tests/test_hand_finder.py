@@ -147,6 +147,26 @@ def test_the_training_targets_put_one_centre_cell_per_hand():
     assert np.allclose(target[3, 3, 3:5], np.log(100 / 256))
 
 
+def test_the_reader_reads_a_box_given_to_it_as_it_reads_the_box_it_found(model, finder):
+    """compare_tracker reads the labelled and the tracker's boxes with predict_photo's own second stage."""
+    found = resnets_utils.predict_photo(model, IMAGES / "sample_whole_photo.jpg", finder=finder)
+    image = np.asarray(Image.open(IMAGES / "sample_whole_photo.jpg").convert("RGB"))
+    given = resnets_utils.read_found_hands(model, image, [resnets_utils.FoundHand(found.box, 1.0)])
+    assert given.digit == found.digit and np.allclose(given.probabilities, found.probabilities, atol=1e-4)
+    assert resnets_utils.read_found_hands(model, image, []).hands == 0
+
+
+def test_every_framing_carries_the_labelled_box_in_its_own_pixels(tmp_path):
+    photo, hand = tmp_path / "frame.jpg", Box(250, 100, 330, 200)
+    Image.new("RGB", (400, 300), "grey").save(photo)
+    framings = compare_tracker.write_framings({str(photo): [(3, hand)]}, tmp_path)
+    for name, scale in compare_tracker.FRAMINGS.items():
+        [(file, label, box)] = framings[name]
+        crop = Box(0, 0, 400, 300) if scale is None else resnets_utils.hand_crop_box(hand, 400, 300, scale)
+        assert label == 3 and Image.open(file).size == (crop.right - crop.left, crop.bottom - crop.top)
+        assert box == Box(hand.left - crop.left, hand.top - crop.top, hand.right - crop.left, hand.bottom - crop.top), name
+
+
 def test_the_comparison_scores_no_answer_as_wrong():
     labels = np.array([0, 0, 1, 1])
     assert compare_tracker.mean_per_class(labels, [0, None, 1, 1]) == pytest.approx(0.75)

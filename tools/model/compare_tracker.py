@@ -7,7 +7,9 @@ sessions `tools.data.real_splits.WILD_TEST_SESSIONS`, never trained on) is frame
 - the whole photo, for photos with one hand (a webcam selfie).
 The kit reads each with `resnets_utils.predict_photo` (find the hand, then read it); MediaPipe
 Hands with a finger-counting rule (`tools/model/tracker_fingers.py`, in its own environment)
-counts the fingers of the same files. Both are scored by mean per-class accuracy of their
+counts the fingers of the same files. To tell which stage costs what, the kit's reader also reads
+each photo through two other finders: the hand's labelled box (a finder that never errs) and the
+box around the tracker's landmarks (MediaPipe's palm detector as the finder). Both are scored by mean per-class accuracy of their
 answer (for the kit, its best guess, as if there were no "not sure"), where "no hand found" counts as
 wrong; beside it, how many photos the kit answers above its "not sure" threshold, and how many of
 those it reads right. The framed photos are written to a temporary folder
@@ -33,6 +35,7 @@ from PIL import Image
 from tqdm import tqdm
 
 import resnets_utils
+from resnets_utils import Box
 from tools.data import real_splits
 from tools.docs import benchmarks
 from tools.model.train_finder import read_frames
@@ -46,9 +49,10 @@ class TrackerError(RuntimeError):
     """The tracker's environment is missing or its run failed."""
 
 
-def write_framings(frames: dict[str, list], folder: Path) -> dict[str, list[tuple[Path, int]]]:
-    """Write every framing of every labelled hand to `folder` as JPEG; return {framing: [(file, digit)]}."""
-    written: dict[str, list[tuple[Path, int]]] = {name: [] for name in FRAMINGS}
+def write_framings(frames: dict[str, list], folder: Path) -> dict[str, list[tuple[Path, int, Box]]]:
+    """Write every framing of every labelled hand to `folder` as JPEG; return {framing: [(file, digit, box)]},
+    `box` the labelled hand's in the file's pixels."""
+    written: dict[str, list[tuple[Path, int, Box]]] = {name: [] for name in FRAMINGS}
     for number, (path, hands) in enumerate(sorted(frames.items())):
         photo = Image.open(path).convert("RGB")
         for place, (label, box) in enumerate(hands):
@@ -58,12 +62,14 @@ def write_framings(frames: dict[str, list], folder: Path) -> dict[str, list[tupl
                 if scale is None:
                     if len(hands) != 1:
                         continue
-                    picture = photo
+                    picture, corner = photo, Box(0, 0, photo.width, photo.height)
                 else:
-                    picture = photo.crop(tuple(resnets_utils.hand_crop_box(box, photo.width, photo.height, scale)))
+                    corner = resnets_utils.hand_crop_box(box, photo.width, photo.height, scale)
+                    picture = photo.crop(tuple(corner))
                 file = folder / f"{name.replace(' ', '-')}-{number}-{place}.jpg"
                 picture.save(file, quality=95)
-                written[name].append((file, label))
+                written[name].append((file, label, Box(box.left - corner.left, box.top - corner.top,
+                                                       box.right - corner.left, box.bottom - corner.top)))
     return written
 
 
@@ -73,8 +79,9 @@ def mean_per_class(labels: np.ndarray, answers: list[int | None]) -> float:
     return float(np.mean([right[labels == digit].mean() for digit in np.unique(labels)]))
 
 
-def run_tracker(files: list[Path], folder: Path) -> dict[str, int | None]:
-    """Run MediaPipe Hands in its own environment over `files`; raise TrackerError when it cannot run."""
+def run_tracker(files: list[Path], folder: Path) -> dict[str, dict | None]:
+    """Run MediaPipe Hands in its own environment over `files`: {file: {"fingers": n, "box": [left, top, right,
+    bottom] in the file's pixels} of the larger hand, or None}; raise TrackerError when it cannot run."""
     if not TRACKER_PYTHON.is_file():
         raise TrackerError(f"{TRACKER_PYTHON} not found: `make compare-tracker` creates the tracker's environment first.")
     listing, out = folder / "photos.json", folder / "counts.json"
@@ -85,31 +92,50 @@ def run_tracker(files: list[Path], folder: Path) -> dict[str, int | None]:
     return json.loads(out.read_text())
 
 
+def read_box(model, file: Path, box: Box | None, threshold: float) -> resnets_utils.Reading:
+    """The kit's reader on a hand whose box comes from elsewhere (None: no hand). The framed files are at most
+    400 pixels, under `predict_photo`'s working size, so it reads the same pixels as `predict_photo`."""
+    image = np.asarray(Image.open(file).convert("RGB"))
+    hands = [] if box is None else [resnets_utils.FoundHand(box, 1.0)]
+    return resnets_utils.read_found_hands(model, image, hands, threshold)
+
+
+def best_guess(reading: resnets_utils.Reading) -> int | None:
+    """The reading's digit as if there were no "not sure"; None when no hand was found."""
+    return None if reading.hands == 0 else int(reading.probabilities.argmax())
+
+
 def compare(model, finder, threshold: float, wild: Path, tracker: bool = True, part: str = "test") -> dict:
-    """Return the figures of the kit (`model` reading what `finder` finds, "not sure" under `threshold`) and the
-    tracker on the three framings of one part's sessions (the test sessions)."""
+    """Return the figures of the kit (`model` reading what `finder` finds, "not sure" under `threshold`), of its
+    reader on the labelled box and on the tracker's box, and of the tracker, on the three framings of one part's
+    sessions (the test sessions)."""
     frames = read_frames(wild)[part]
     figures: dict = {"photos": {}, "kit": {}, "kit_right": {}, "kit_answered": {}, "kit_right_when_answered": {},
-                     "tracker": {}, "tracker_no_hand": {}}
+                     "reader_on_labelled_box": {}, "reader_on_tracker_box": {}, "tracker": {}, "tracker_no_hand": {}}
     with tempfile.TemporaryDirectory(prefix="compare-tracker-") as temporary:
         framings = write_framings(frames, Path(temporary))
-        counts = run_tracker([file for pairs in framings.values() for file, _ in pairs], Path(temporary)) if tracker else {}
-        for name, pairs in framings.items():
-            labels = np.array([label for _, label in pairs])
+        tracked = run_tracker([file for hands in framings.values() for file, _, _ in hands], Path(temporary)) if tracker else {}
+        for name, hands in framings.items():
+            labels = np.array([label for _, label, _ in hands])
             readings = [resnets_utils.predict_photo(model, file, threshold, finder=finder)
-                        for file, _ in tqdm(pairs, desc=f"The kit reads: {name}", unit="photo")]
+                        for file, _, _ in tqdm(hands, desc=f"The kit reads: {name}", unit="photo")]
             digits = [reading.digit for reading in readings]
-            best_guesses = [None if reading.hands == 0 else int(reading.probabilities.argmax()) for reading in readings]
+            best_guesses = [best_guess(reading) for reading in readings]
             answered = np.array([digit is not None for digit in digits])
-            figures["photos"][name] = len(pairs)
+            figures["photos"][name] = len(hands)
             figures["kit"][name] = mean_per_class(labels, best_guesses)
             figures["kit_right"][name] = [guess == label for guess, label in zip(best_guesses, labels)]
             figures["kit_answered"][name] = float(answered.mean())
             figures["kit_right_when_answered"][name] = float(np.mean(np.array(digits)[answered] == labels[answered])) if answered.any() else 0.0
+            figures["reader_on_labelled_box"][name] = mean_per_class(labels, [
+                best_guess(read_box(model, file, box, threshold)) for file, _, box in tqdm(hands, desc=f"On the labelled box: {name}", unit="photo")])
             if tracker:
-                tracked = [counts[str(file)] for file, _ in pairs]
-                figures["tracker"][name] = mean_per_class(labels, tracked)
-                figures["tracker_no_hand"][name] = float(np.mean([count is None for count in tracked]))
+                found = [tracked[str(file)] for file, _, _ in hands]
+                figures["tracker"][name] = mean_per_class(labels, [hand and hand["fingers"] for hand in found])
+                figures["tracker_no_hand"][name] = float(np.mean([hand is None for hand in found]))
+                figures["reader_on_tracker_box"][name] = mean_per_class(labels, [
+                    best_guess(read_box(model, file, hand and Box(*hand["box"]), threshold))
+                    for (file, _, _), hand in zip(tqdm(hands, desc=f"On the tracker's box: {name}", unit="photo"), found)])
     return figures
 
 
@@ -128,12 +154,15 @@ def seconds_per_phone_photo(model, finder, repeats: int = 3) -> float:
 
 def table(figures: dict) -> str:
     names = list(figures["kit"])
-    lines = ["| held-out photos, framed as | photos | kit: mean per-class accuracy | kit: answered (right when answering) | MediaPipe Hands + rule |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| held-out photos, framed as | photos | kit: mean per-class accuracy | kit: answered (right when answering) "
+             "| kit's reader on the labelled box | kit's reader on the tracker's box | MediaPipe Hands + rule |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name in names:
         tracker = f"{figures['tracker'][name]:.1%} (no hand found in {figures['tracker_no_hand'][name]:.0%})" if name in figures["tracker"] else "not run"
+        on_tracker_box = f"{figures['reader_on_tracker_box'][name]:.1%}" if name in figures["reader_on_tracker_box"] else "not run"
         lines.append(f"| {name} | {figures['photos'][name]} | {figures['kit'][name]:.1%} | "
-                     f"{figures['kit_answered'][name]:.0%} ({figures['kit_right_when_answered'][name]:.0%}) | {tracker} |")
+                     f"{figures['kit_answered'][name]:.0%} ({figures['kit_right_when_answered'][name]:.0%}) | "
+                     f"{figures['reader_on_labelled_box'][name]:.1%} | {on_tracker_box} | {tracker} |")
     return "\n".join(lines)
 
 
@@ -187,6 +216,8 @@ def main() -> None:
         benchmarks.record("make compare-tracker", {
             **{f"kit_{keys[name]}": round(value, 4) for name, value in figures["kit"].items()},
             **{f"tracker_{keys[name]}": round(value, 4) for name, value in figures["tracker"].items()},
+            **{f"reader_on_labelled_box_{keys[name]}": round(value, 4) for name, value in figures["reader_on_labelled_box"].items()},
+            **{f"reader_on_tracker_box_{keys[name]}": round(value, 4) for name, value in figures["reader_on_tracker_box"].items()},
             "kit_whole_answered": round(figures["kit_answered"]["whole photo"], 4),
             "kit_whole_right_when_answered": round(figures["kit_right_when_answered"]["whole photo"], 4),
             "seconds_per_phone_photo": round(figures["seconds_per_phone_photo"], 3)})

