@@ -147,13 +147,17 @@ def test_the_training_targets_put_one_centre_cell_per_hand():
     assert np.allclose(target[3, 3, 3:5], np.log(100 / 256))
 
 
-def test_the_reader_reads_a_box_given_to_it_as_it_reads_the_box_it_found(model, finder):
-    """compare_tracker reads the labelled and the tracker's boxes with predict_photo's own second stage."""
-    found = resnets_utils.predict_photo(model, IMAGES / "sample_whole_photo.jpg", finder=finder)
-    image = np.asarray(Image.open(IMAGES / "sample_whole_photo.jpg").convert("RGB"))
-    given = resnets_utils.read_found_hands(model, image, [resnets_utils.FoundHand(found.box, 1.0)])
+def test_the_reader_reads_a_box_given_to_it_as_it_reads_the_box_it_found(model, finder, tmp_path):
+    """compare_tracker reads the labelled and the tracker's boxes with predict_photo's own second stage,
+    from the same pixels, however large the photo."""
+    photo = Image.open(IMAGES / "sample_whole_photo.jpg")
+    large = tmp_path / "large.jpg"
+    photo.resize((photo.width * 3, photo.height * 3)).save(large, quality=95)  # above predict_photo's working size
+    found = resnets_utils.predict_photo(model, large, finder=finder)
+    given = compare_tracker.read_box(model, large, found.box, 0.0)
     assert given.digit == found.digit and np.allclose(given.probabilities, found.probabilities, atol=1e-4)
-    assert resnets_utils.read_found_hands(model, image, []).hands == 0
+    assert np.allclose(given.box, found.box, atol=1e-6)
+    assert compare_tracker.read_box(model, large, None, 0.0).hands == 0
 
 
 def test_every_framing_carries_the_labelled_box_in_its_own_pixels(tmp_path):

@@ -9,11 +9,11 @@ The kit reads each with `resnets_utils.predict_photo` (find the hand, then read 
 Hands with a finger-counting rule (`tools/model/tracker_fingers.py`, in its own environment)
 counts the fingers of the same files. To tell which stage costs what, the kit's reader also reads
 each photo through two other finders: the hand's labelled box (a finder that never errs) and the
-box around the tracker's landmarks (MediaPipe's palm detector as the finder). Both are scored by mean per-class accuracy of their
-answer (for the kit, its best guess, as if there were no "not sure"), where "no hand found" counts as
-wrong; beside it, how many photos the kit answers above its "not sure" threshold, and how many of
-those it reads right. The framed photos are written to a temporary folder
-and deleted: they hold the shared photos' pixels, which never enter the repository.
+box around the tracker's landmarks (MediaPipe's palm detector as the finder). All are scored by
+mean per-class accuracy of their answer (for the kit, its best guess, as if there were no "not
+sure"), where "no hand found" counts as wrong; beside it, how many photos the kit answers above its
+"not sure" threshold, and how many of those it reads right. The framed photos are written to a
+temporary folder and deleted: they hold the shared photos' pixels, which never enter the repository.
 
 `--reader` and `--finder` measure a candidate, such as `make pretrained`'s in `build/pretrained/`, instead
 of the shipped files; judged on `--part validation` beside the shipped ones, it tells whether to ship it.
@@ -93,11 +93,11 @@ def run_tracker(files: list[Path], folder: Path) -> dict[str, dict | None]:
 
 
 def read_box(model, file: Path, box: Box | None, threshold: float) -> resnets_utils.Reading:
-    """The kit's reader on a hand whose box comes from elsewhere (None: no hand). The framed files are at most
-    400 pixels, under `predict_photo`'s working size, so it reads the same pixels as `predict_photo`."""
-    image = np.asarray(Image.open(file).convert("RGB"))
-    hands = [] if box is None else [resnets_utils.FoundHand(box, 1.0)]
-    return resnets_utils.read_found_hands(model, image, hands, threshold)
+    """The kit's reader on a hand whose box (in the file's pixels) comes from elsewhere (None: no hand), read
+    from the pixels `predict_photo` reads."""
+    image, factor, _name = resnets_utils._working_photo(file, None)
+    hands = [] if box is None else [resnets_utils.FoundHand(box.scaled(1 / factor), 1.0)]
+    return resnets_utils.read_found_hands(model, image, hands, threshold, factor)
 
 
 def best_guess(reading: resnets_utils.Reading) -> int | None:
