@@ -45,6 +45,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def accepts_connections(port: int) -> bool:
+    with socket.socket() as client:
+        return client.connect_ex(("127.0.0.1", port)) == 0
+
+
 @contextlib.contextmanager
 def running_lab(scratch: Path, *jupyter_options: str) -> Iterator[Lab]:
     """JupyterLab started the way `make lab` starts it, headless on a free port, until the block ends.
@@ -70,6 +75,11 @@ def running_lab(scratch: Path, *jupyter_options: str) -> Iterator[Lab]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"JupyterLab printed no link to open (exit code {process.poll()}):\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
+        # Jupyter Server prints the link before its event loop binds the port, so a quick client can be refused.
+        while not accepts_connections(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"JupyterLab printed its link but never listened on port {port} (exit code {process.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
         yield Lab(f"http://127.0.0.1:{port}", found.group(0), found.group(1), log)
     finally:
         process.terminate()  # Jupyter shuts its kernels down on SIGTERM
