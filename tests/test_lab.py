@@ -71,15 +71,12 @@ def running_lab(scratch: Path, *jupyter_options: str) -> Iterator[Lab]:
     try:
         printed_link = re.compile(rf"http://127\.0\.0\.1:{port}/\S*\?token=(\w+)")
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not (found := printed_link.search(log.read_text(errors="replace"))):
+        # Jupyter Server prints the link before its event loop binds the port: until then a request is refused.
+        while not ((found := printed_link.search(log.read_text(errors="replace"))) and accepts_connections(port)):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"JupyterLab printed no link to open (exit code {process.poll()}):\n{log.read_text()[-3000:]}")
+                problem = "printed no link to open" if not found else f"printed its link but never listened on port {port}"
+                raise AssertionError(f"JupyterLab {problem} (exit code {process.poll()}):\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        # Jupyter Server prints the link before its event loop binds the port, so a quick client can be refused.
-        while not accepts_connections(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"JupyterLab printed its link but never listened on port {port} (exit code {process.poll()}):\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
         yield Lab(f"http://127.0.0.1:{port}", found.group(0), found.group(1), log)
     finally:
         process.terminate()  # Jupyter shuts its kernels down on SIGTERM
