@@ -84,7 +84,7 @@ def run_tracker(files: list[Path], folder: Path) -> dict[str, dict | None]:
     bottom] in the file's pixels} of the larger hand, or None}; raise TrackerError when it cannot run."""
     if not TRACKER_PYTHON.is_file():
         raise TrackerError(f"{TRACKER_PYTHON} not found: `make compare-tracker` creates the tracker's environment first.")
-    listing, out = folder / "photos.json", folder / "counts.json"
+    listing, out = folder / "photos.json", folder / "hands.json"
     listing.write_text(json.dumps([str(file) for file in files]))
     done = subprocess.run([str(TRACKER_PYTHON), str(TRACKER_SCRIPT), str(listing), str(out)], capture_output=True, text=True)
     if done.returncode != 0:

@@ -33,20 +33,20 @@ def count_fingers(points: np.ndarray) -> int:
 
 def main() -> None:
     paths = json.loads(open(sys.argv[1]).read())
-    counts = {}
+    hands_found = {}
     with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, min_detection_confidence=0.5) as hands:
         for path in paths:
             image = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
             found = hands.process(image).multi_hand_landmarks
             if not found:
-                counts[path] = None
+                hands_found[path] = None
                 continue
             size = np.array([image.shape[1], image.shape[0]])
             marks = [np.array([[p.x, p.y] for p in hand.landmark]) * size for hand in found]
             larger = max(marks, key=lambda points: np.ptp(points[:, 0]) * np.ptp(points[:, 1]))
             box = [*larger.min(axis=0).tolist(), *larger.max(axis=0).tolist()]
-            counts[path] = {"fingers": count_fingers(larger), "box": box}
-    open(sys.argv[2], "w").write(json.dumps(counts))
+            hands_found[path] = {"fingers": count_fingers(larger), "box": box}
+    open(sys.argv[2], "w").write(json.dumps(hands_found))
 
 
 if __name__ == "__main__":
