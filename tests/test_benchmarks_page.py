@@ -14,6 +14,13 @@ from tools.docs import benchmarks
 from tools.docs.benchmarks import BENCHMARKS, RecordsError, latest, load_records, page, record
 
 
+@pytest.fixture(autouse=True)
+def no_onednn_cap(monkeypatch):
+    """A developer may have held oneDNN to fewer instructions (docs/development.md); these tests record as
+    on a CPU without the cap, and the one about the cap sets it itself."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+
+
 def entry(command: str, kind: str, date: str, **figures) -> dict:
     flags = {"AVX2 only": ["avx2"], "AMX": ["avx2", "avx512f", "avx512_bf16", "amx_tile"]}[kind]
     return {"command": command, "commit": "abc1234", "cpu": {"model": f"a {kind} CPU", "flags": flags, "kind": kind, "cores": 2},
