@@ -446,11 +446,7 @@ def speed_up_training(model) -> str:
     if getattr(model, "optimizer", None) is None:
         raise ValueError(_("speed_up_training: compile the model first, then speed it up."))
     precision = fast_precision()
-    if precision != model.dtype_policy.name:
-        # Keras 3 lets a built layer change its policy; the weights stay float32 in both policies
-        for layer in [model, *_all_layers(model.layers)]:
-            if not isinstance(layer, keras.layers.InputLayer):
-                layer.dtype_policy = keras.DTypePolicy(precision)
+    compute_in(model, precision)
     matmuls = kernel_gradients_as_matmuls(model)
     fused = "Adam's update fused; " if fuse_adam_updates(model.optimizer) else ""
     model.optimizer.build(model.trainable_variables)
@@ -459,6 +455,16 @@ def speed_up_training(model) -> str:
     labels = keras.KerasTensor(model.outputs[0].shape, "float32")
     model._symbolic_build(data_batch=(keras.KerasTensor(model.inputs[0].shape, "float32"), labels))
     return f"precision {precision}; {matmuls} kernel gradients as matrix products; {fused}the training step is traced once"
+
+
+def compute_in(model, precision: str) -> None:
+    """Make every layer of `model` compute in `precision` ("float32" or "mixed_bfloat16"). Keras 3 lets a
+    built layer change its policy, and the weights are float32 in both policies, so nothing is lost."""
+    import keras
+
+    for layer in [model, *_all_layers(model.layers)]:
+        if not isinstance(layer, keras.layers.InputLayer) and layer.dtype_policy.name != precision:
+            layer.dtype_policy = keras.DTypePolicy(precision)
 
 
 def _to_rgb8(image: Image.Image) -> Image.Image:
@@ -1045,17 +1051,21 @@ def load_pretrained(path: str | os.PathLike = PRETRAINED):
 
 
 def load_your_model(path: str | os.PathLike = "my_resnet50.keras"):
-    """Return the model notebook 4 saved with `model.save`. Raises ModelFileError naming the file
-    when it is missing (notebook 4 not run to its end) or cannot be read (a save cut short)."""
+    """Return the model notebook 4 saved with `model.save`, ready to read images, in float32: a model
+    trained where the CPU computes bfloat16 keeps that precision in its file, and a CPU without it
+    (most laptops) cannot run its convolutions. Raises ModelFileError naming the file when it is
+    missing (notebook 4 not run to its end) or cannot be read (a save cut short)."""
     import tensorflow as tf
 
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(_("{path} not found: run notebook 4 to its end, which saves your model there.").format(path=path))
     try:
-        return tf.keras.models.load_model(path)
+        model = tf.keras.models.load_model(path, compile=False)  # reading needs no optimizer
     except Exception as error:  # zipfile, h5py and Keras raise many kinds on a damaged file
         raise ModelFileError(_("{path} cannot be loaded ({error}): run notebook 4 to its end again.").format(path=path, error=error)) from None
+    compute_in(model, "float32")
+    return model
 
 
 NOT_SURE_SUFFIX = ".not-sure.json"

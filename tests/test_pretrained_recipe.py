@@ -77,6 +77,19 @@ def test_load_your_model_reads_what_model_save_wrote(tmp_path):
                                model.predict(x, verbose=0), atol=1e-6)
 
 
+def test_your_model_computes_in_float32_on_any_cpu_though_trained_in_bfloat16(tmp_path):
+    """Notebook 4 trains in bfloat16 where the CPU has it, and the file keeps that precision; a laptop
+    without bfloat16 could not run the convolutions of the model it reads in notebook 5."""
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Flatten(dtype="mixed_bfloat16")(keras.layers.Conv2D(4, 3, dtype="mixed_bfloat16")(inputs))
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax", dtype="mixed_bfloat16")(features)).save(tmp_path / "my.keras")
+    loaded = resnets_utils.load_your_model(tmp_path / "my.keras")
+    assert {layer.dtype_policy.name for layer in [loaded, *loaded.layers]} == {"float32"}
+    assert loaded.predict(np.ones((1, 8, 8, 3), np.float32), verbose=0).dtype == np.float32
+
+
 def test_exported_model_loads_as_float32_and_predicts_like_the_trained_one(tmp_path):
     model = reference_resnet50()(input_shape=(64, 64, 3), classes=6)
     train_pretrained.export(model, tmp_path / "m")
