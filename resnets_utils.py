@@ -446,7 +446,7 @@ def speed_up_training(model) -> str:
     if getattr(model, "optimizer", None) is None:
         raise ValueError(_("speed_up_training: compile the model first, then speed it up."))
     precision = fast_precision()
-    compute_in(model, precision)
+    _compute_in(model, precision)
     matmuls = kernel_gradients_as_matmuls(model)
     fused = "Adam's update fused; " if fuse_adam_updates(model.optimizer) else ""
     model.optimizer.build(model.trainable_variables)
@@ -457,7 +457,7 @@ def speed_up_training(model) -> str:
     return f"precision {precision}; {matmuls} kernel gradients as matrix products; {fused}the training step is traced once"
 
 
-def compute_in(model, precision: str) -> None:
+def _compute_in(model, precision: str) -> None:
     """Make every layer of `model` compute in `precision` ("float32" or "mixed_bfloat16"). Keras 3 lets a
     built layer change its policy, and the weights are float32 in both policies, so nothing is lost."""
     import keras
@@ -1064,7 +1064,7 @@ def load_your_model(path: str | os.PathLike = "my_resnet50.keras"):
         model = tf.keras.models.load_model(path, compile=False)  # reading needs no optimizer
     except Exception as error:  # zipfile, h5py and Keras raise many kinds on a damaged file
         raise ModelFileError(_("{path} cannot be loaded ({error}): run notebook 4 to its end again.").format(path=path, error=error)) from None
-    compute_in(model, "float32")
+    _compute_in(model, "float32")
     return model
 
 
