@@ -1052,8 +1052,8 @@ def load_pretrained(path: str | os.PathLike = PRETRAINED):
 
 def load_your_model(path: str | os.PathLike = "my_resnet50.keras"):
     """Return the model notebook 4 saved with `model.save`, ready to read images, in float32: a model
-    trained where the CPU computes bfloat16 keeps that precision in its file, and a CPU without it
-    (most laptops) cannot run its convolutions. Raises ModelFileError naming the file when it is
+    trained where the CPU computes bfloat16 keeps that precision in its file, whose convolutions a CPU
+    without bfloat16 (most laptops) may fail to run (oneDNN held to AVX2 does). Raises ModelFileError naming the file when it is
     missing (notebook 4 not run to its end) or cannot be read (a save cut short)."""
     import tensorflow as tf
 

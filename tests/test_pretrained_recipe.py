@@ -78,8 +78,8 @@ def test_load_your_model_reads_what_model_save_wrote(tmp_path):
 
 
 def test_your_model_computes_in_float32_on_any_cpu_though_trained_in_bfloat16(tmp_path):
-    """Notebook 4 trains in bfloat16 where the CPU has it, and the file keeps that precision; a laptop
-    without bfloat16 could not run the convolutions of the model it reads in notebook 5."""
+    """Notebook 4 trains in bfloat16 where the CPU has it, and the file keeps that precision; with oneDNN
+    held to AVX2, as on a laptop without bfloat16, notebook 5 then failed to read a photo with it."""
     import keras
 
     inputs = keras.Input((8, 8, 3))
